@@ -1,0 +1,32 @@
+//! The pure domain of townhall: one meeting as a state machine.
+//!
+//! A [`Meeting`] is the fold of its event log. [`Meeting::decide`] checks a [`Command`] from an
+//! [`Actor`] against the current state and returns the [`Event`]s it causes, or a [`Rejection`]
+//! with a stable code; [`Meeting::apply`] folds one event into the state. Replaying the same log
+//! always gives the same state. [`fanout`] turns an applied event into the wire updates each
+//! audience may see, and [`wire`] holds the JSON protocol types shared with every client.
+//!
+//! Deliberately absent: I/O, async, clocks and randomness. Time (`now`) and ids come in as
+//! arguments, so everything here is deterministic and tested with plain unit and property tests.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+mod command;
+mod decide;
+mod event;
+pub mod fanout;
+mod ids;
+mod meeting;
+mod rejection;
+pub mod text;
+pub mod view;
+pub mod wire;
+
+pub use command::Command;
+pub use event::{Event, EventKind, Recorded};
+pub use ids::{
+    Actor, CommentId, InvalidId, MeetingId, Offset, ParticipantId, QuestionId, Role, Timestamp,
+};
+pub use meeting::{Comment, Limits, Meeting, MeetingStatus, Participant, Question, QuestionStatus};
+pub use rejection::Rejection;

@@ -1,0 +1,357 @@
+//! The state of one meeting and how events fold into it.
+
+use crate::event::{EventKind, Recorded};
+use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, QuestionId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingStatus {
+    /// Before `MeetingCreated`: the meeting does not exist yet.
+    Draft,
+    Scheduled,
+    Live,
+    Ended,
+}
+
+/// Where a question is in moderation. `Queued` questions are ordered by [`Meeting::queue`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionStatus {
+    Pending,
+    Approved,
+    Rejected { reason: String },
+    Queued,
+    OnAir,
+    Answered,
+    Merged { into: QuestionId },
+}
+
+impl QuestionStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            QuestionStatus::Pending => "pending",
+            QuestionStatus::Approved => "approved",
+            QuestionStatus::Rejected { .. } => "rejected",
+            QuestionStatus::Queued => "queued",
+            QuestionStatus::OnAir => "on_air",
+            QuestionStatus::Answered => "answered",
+            QuestionStatus::Merged { .. } => "merged",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Question {
+    pub id: QuestionId,
+    pub author: ParticipantId,
+    pub author_name: Option<String>,
+    pub anonymous: bool,
+    pub text: String,
+    pub asked_at: Timestamp,
+    pub status: QuestionStatus,
+    /// Whether citizens have ever seen it (approved at some point); decides who hears of changes.
+    pub public: bool,
+    pub voters: BTreeSet<ParticipantId>,
+}
+
+impl Question {
+    /// Approved, queued or on air: open for votes and shown to everyone as current.
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.status,
+            QuestionStatus::Approved | QuestionStatus::Queued | QuestionStatus::OnAir
+        )
+    }
+
+    pub fn votes(&self) -> u32 {
+        self.voters.len() as u32
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub id: CommentId,
+    pub author: ParticipantId,
+    pub author_name: Option<String>,
+    pub text: String,
+    pub at: Timestamp,
+    pub hidden: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Participant {
+    pub name: Option<String>,
+    pub muted: bool,
+    pub banned: bool,
+    /// Time of the last question or comment, for slow mode.
+    pub last_post_at: Option<Timestamp>,
+    /// Questions of this participant still waiting for moderation.
+    pub pending: usize,
+}
+
+/// Limits that keep one meeting's state bounded whatever clients send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_questions: usize,
+    pub max_comments: usize,
+    pub max_pending_per_participant: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_questions: 20_000,
+            max_comments: 200_000,
+            max_pending_per_participant: 5,
+        }
+    }
+}
+
+/// One meeting: the fold of its log up to [`Meeting::offset`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meeting {
+    pub id: MeetingId,
+    pub title: String,
+    pub status: MeetingStatus,
+    pub created_at: Timestamp,
+    /// Offset of the last applied event.
+    pub offset: Offset,
+    pub qa_open: bool,
+    pub chat_open: bool,
+    pub slow_mode_secs: u32,
+    pub announcement: Option<String>,
+    pub participants: HashMap<ParticipantId, Participant>,
+    pub questions: BTreeMap<QuestionId, Question>,
+    /// Queued questions, next first.
+    pub queue: Vec<QuestionId>,
+    pub on_air: Option<QuestionId>,
+    pub comments: BTreeMap<CommentId, Comment>,
+    pub limits: Limits,
+}
+
+impl Meeting {
+    /// The state before any event: a meeting that does not exist yet.
+    pub fn new(id: MeetingId) -> Self {
+        Self {
+            id,
+            title: String::new(),
+            status: MeetingStatus::Draft,
+            created_at: Timestamp(0),
+            offset: 0,
+            qa_open: true,
+            chat_open: true,
+            slow_mode_secs: 0,
+            announcement: None,
+            participants: HashMap::new(),
+            questions: BTreeMap::new(),
+            queue: Vec::new(),
+            on_air: None,
+            comments: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Folds a whole log into a fresh meeting.
+    pub fn replay<'a>(id: MeetingId, log: impl IntoIterator<Item = &'a Recorded>) -> Self {
+        let mut m = Self::new(id);
+        for rec in log {
+            m.apply(rec);
+        }
+        m
+    }
+
+    pub fn next_question_id(&self) -> QuestionId {
+        QuestionId(
+            self.questions
+                .last_key_value()
+                .map_or(1, |(id, _)| id.0 + 1),
+        )
+    }
+
+    pub fn next_comment_id(&self) -> CommentId {
+        CommentId(self.comments.last_key_value().map_or(1, |(id, _)| id.0 + 1))
+    }
+
+    pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {
+        self.participants.get(id)
+    }
+
+    /// Display name shown for `id`, if they set one.
+    pub fn name_of(&self, id: &ParticipantId) -> Option<String> {
+        self.participants.get(id).and_then(|p| p.name.clone())
+    }
+
+    /// Folds one recorded event into the state.
+    ///
+    /// Events come from `decide` or from the log, so they are valid for this state; an event
+    /// that refers to something unknown is ignored rather than trusted.
+    pub fn apply(&mut self, rec: &Recorded) {
+        debug_assert!(
+            rec.offset > self.offset,
+            "events must be applied in log order"
+        );
+        self.offset = rec.offset;
+        let by = &rec.event.by;
+        let at = rec.event.at;
+        match &rec.event.kind {
+            EventKind::MeetingCreated { title } => {
+                self.title = title.clone();
+                self.status = MeetingStatus::Scheduled;
+                self.created_at = at;
+            }
+            EventKind::MeetingStarted => self.status = MeetingStatus::Live,
+            EventKind::MeetingEnded => self.status = MeetingStatus::Ended,
+            EventKind::ParticipantRenamed { name } => {
+                self.participants.entry(by.clone()).or_default().name = name.clone();
+            }
+            EventKind::QuestionAsked {
+                question,
+                text,
+                anonymous,
+                author_name,
+            } => {
+                let p = self.participants.entry(by.clone()).or_default();
+                p.last_post_at = Some(at);
+                p.pending += 1;
+                self.questions.insert(
+                    *question,
+                    Question {
+                        id: *question,
+                        author: by.clone(),
+                        author_name: author_name.clone(),
+                        anonymous: *anonymous,
+                        text: text.clone(),
+                        asked_at: at,
+                        status: QuestionStatus::Pending,
+                        public: false,
+                        voters: BTreeSet::new(),
+                    },
+                );
+            }
+            EventKind::QuestionApproved { question } => {
+                self.set_status(*question, QuestionStatus::Approved)
+            }
+            EventKind::QuestionRejected { question, reason } => self.set_status(
+                *question,
+                QuestionStatus::Rejected {
+                    reason: reason.clone(),
+                },
+            ),
+            EventKind::QuestionMerged { question, into } => {
+                let voters = self
+                    .questions
+                    .get(question)
+                    .map(|q| q.voters.clone())
+                    .unwrap_or_default();
+                if let Some(target) = self.questions.get_mut(into) {
+                    target.voters.extend(voters);
+                }
+                self.set_status(*question, QuestionStatus::Merged { into: *into });
+            }
+            EventKind::QuestionQueued { question, position } => {
+                self.set_status(*question, QuestionStatus::Queued);
+                let at = (*position as usize).min(self.queue.len());
+                self.queue.insert(at, *question);
+            }
+            EventKind::QuestionUnqueued { question } => {
+                self.set_status(*question, QuestionStatus::Approved)
+            }
+            EventKind::QuestionOnAir { question } => {
+                self.set_status(*question, QuestionStatus::OnAir);
+                self.on_air = Some(*question);
+            }
+            EventKind::QuestionAnswered { question } => {
+                self.set_status(*question, QuestionStatus::Answered)
+            }
+            EventKind::VoteCast { question } => {
+                if let Some(q) = self.questions.get_mut(question) {
+                    q.voters.insert(by.clone());
+                }
+            }
+            EventKind::VoteRetracted { question } => {
+                if let Some(q) = self.questions.get_mut(question) {
+                    q.voters.remove(by);
+                }
+            }
+            EventKind::CommentPosted {
+                comment,
+                text,
+                author_name,
+            } => {
+                self.participants
+                    .entry(by.clone())
+                    .or_default()
+                    .last_post_at = Some(at);
+                self.comments.insert(
+                    *comment,
+                    Comment {
+                        id: *comment,
+                        author: by.clone(),
+                        author_name: author_name.clone(),
+                        text: text.clone(),
+                        at,
+                        hidden: false,
+                    },
+                );
+            }
+            EventKind::CommentHidden { comment } => {
+                if let Some(c) = self.comments.get_mut(comment) {
+                    c.hidden = true;
+                }
+            }
+            EventKind::ParticipantMuted { participant } => {
+                self.participants
+                    .entry(participant.clone())
+                    .or_default()
+                    .muted = true
+            }
+            EventKind::ParticipantUnmuted { participant } => {
+                self.participants
+                    .entry(participant.clone())
+                    .or_default()
+                    .muted = false
+            }
+            EventKind::ParticipantBanned { participant } => {
+                self.participants
+                    .entry(participant.clone())
+                    .or_default()
+                    .banned = true
+            }
+            EventKind::ParticipantUnbanned { participant } => {
+                self.participants
+                    .entry(participant.clone())
+                    .or_default()
+                    .banned = false
+            }
+            EventKind::SlowModeSet { seconds } => self.slow_mode_secs = *seconds,
+            EventKind::QaOpened => self.qa_open = true,
+            EventKind::QaClosed => self.qa_open = false,
+            EventKind::ChatOpened => self.chat_open = true,
+            EventKind::ChatClosed => self.chat_open = false,
+            EventKind::AnnouncementPinned { text } => self.announcement = text.clone(),
+        }
+    }
+
+    /// Moves a question to `status`, keeping the queue, the on-air slot and the author's pending
+    /// count consistent with it.
+    fn set_status(&mut self, id: QuestionId, status: QuestionStatus) {
+        let Some(q) = self.questions.get_mut(&id) else {
+            return;
+        };
+        if q.status == QuestionStatus::Pending && status != QuestionStatus::Pending {
+            if let Some(p) = self.participants.get_mut(&q.author) {
+                p.pending = p.pending.saturating_sub(1);
+            }
+        }
+        if matches!(status, QuestionStatus::Approved) {
+            q.public = true;
+        }
+        q.status = status;
+        self.queue.retain(|&x| x != id);
+        if self.on_air == Some(id) {
+            self.on_air = None;
+        }
+    }
+}

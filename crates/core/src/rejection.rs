@@ -1,0 +1,84 @@
+//! Why a command was refused. Each rejection has a stable code that clients can rely on and
+//! translate, and an English message for people reading logs or raw frames.
+
+use crate::text::TextError;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the meeting does not exist")]
+    NoMeeting,
+    #[error("the meeting already exists")]
+    AlreadyCreated,
+    #[error("your role may not do this")]
+    Forbidden,
+    #[error("the meeting has not started yet")]
+    NotLive,
+    #[error("the meeting has ended")]
+    Ended,
+    #[error("you have been removed from this meeting")]
+    Banned,
+    #[error("a moderator has muted you")]
+    Muted,
+    #[error("questions are closed")]
+    QaClosed,
+    #[error("the chat is closed")]
+    ChatClosed,
+    #[error("slow mode is on: wait {} s before posting again", retry_after_ms.div_ceil(1000))]
+    SlowMode { retry_after_ms: u64 },
+    #[error("{0}")]
+    Text(#[from] TextError),
+    #[error("no such question")]
+    UnknownQuestion,
+    #[error("no such comment")]
+    UnknownComment,
+    #[error("no such participant")]
+    UnknownParticipant,
+    #[error("not possible now: {0}")]
+    InvalidState(&'static str),
+    #[error("you have already upvoted this question")]
+    AlreadyVoted,
+    #[error("you have not upvoted this question")]
+    NotVoted,
+    #[error("a question cannot be merged into itself or into a closed question")]
+    InvalidMerge,
+    #[error("you have {max} questions waiting for moderation; wait for a decision first")]
+    TooManyPending { max: usize },
+    #[error("this meeting has reached its limit of {max} items")]
+    MeetingFull { max: usize },
+}
+
+impl Rejection {
+    /// Stable machine-readable code, part of the wire protocol (docs/protocol.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NoMeeting => "no_meeting",
+            Rejection::AlreadyCreated => "already_created",
+            Rejection::Forbidden => "forbidden",
+            Rejection::NotLive => "not_live",
+            Rejection::Ended => "meeting_ended",
+            Rejection::Banned => "banned",
+            Rejection::Muted => "muted",
+            Rejection::QaClosed => "qa_closed",
+            Rejection::ChatClosed => "chat_closed",
+            Rejection::SlowMode { .. } => "slow_mode",
+            Rejection::Text(e) => e.code(),
+            Rejection::UnknownQuestion => "unknown_question",
+            Rejection::UnknownComment => "unknown_comment",
+            Rejection::UnknownParticipant => "unknown_participant",
+            Rejection::InvalidState(_) => "invalid_state",
+            Rejection::AlreadyVoted => "already_voted",
+            Rejection::NotVoted => "not_voted",
+            Rejection::InvalidMerge => "invalid_merge",
+            Rejection::TooManyPending { .. } => "too_many_pending",
+            Rejection::MeetingFull { .. } => "meeting_full",
+        }
+    }
+
+    /// How long the client should wait before trying again, where that is known.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Rejection::SlowMode { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
+        }
+    }
+}

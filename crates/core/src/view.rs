@@ -1,0 +1,259 @@
+//! What one participant may see of the meeting: the projections sent over the wire.
+//!
+//! Citizens never see pending or rejected questions of others, nor who asked an anonymous
+//! question; staff (moderators, speakers) see everything.
+
+use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, QuestionId, Role, Timestamp};
+use crate::meeting::{Comment, Meeting, MeetingStatus, Participant, Question, QuestionStatus};
+use serde::{Deserialize, Serialize};
+
+/// How a question is shown: to staff, to its author, or to the other citizens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Perspective {
+    Staff,
+    Author,
+    Public,
+}
+
+/// Who is looking: a participant in a role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Viewer {
+    pub participant: ParticipantId,
+    pub role: Role,
+}
+
+impl Viewer {
+    /// The perspective this viewer has on `q`, or `None` if they may not see it at all.
+    pub fn perspective_on(&self, q: &Question) -> Option<Perspective> {
+        if self.role.is_staff() {
+            Some(Perspective::Staff)
+        } else if q.author == self.participant {
+            Some(Perspective::Author)
+        } else if q.public {
+            Some(Perspective::Public)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionView {
+    pub id: QuestionId,
+    pub text: String,
+    /// Shown name; absent when anonymous (to citizens) or never set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_name: Option<String>,
+    pub anonymous: bool,
+    /// The author's participant id, for moderators only (to mute or ban).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<ParticipantId>,
+    pub status: String,
+    /// Rejection reason, for the author and staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<QuestionId>,
+    pub votes: u32,
+    pub asked_at: Timestamp,
+    /// True in the author's own view.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mine: bool,
+}
+
+impl QuestionView {
+    pub fn of(q: &Question, p: Perspective) -> Self {
+        let staff = p == Perspective::Staff;
+        let author = p == Perspective::Author;
+        let show_name = staff || author || !q.anonymous;
+        let (reason, merged_into) = match &q.status {
+            QuestionStatus::Rejected { reason } if staff || author => (Some(reason.clone()), None),
+            QuestionStatus::Merged { into } => (None, Some(*into)),
+            _ => (None, None),
+        };
+        Self {
+            id: q.id,
+            text: q.text.clone(),
+            author_name: if show_name {
+                q.author_name.clone()
+            } else {
+                None
+            },
+            anonymous: q.anonymous,
+            author: staff.then(|| q.author.clone()),
+            status: q.status.name().to_owned(),
+            reason,
+            merged_into,
+            votes: q.votes(),
+            asked_at: q.asked_at,
+            mine: author,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentView {
+    pub id: CommentId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_name: Option<String>,
+    /// For moderators only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<ParticipantId>,
+    pub text: String,
+    pub at: Timestamp,
+    /// Staff still see hidden comments, marked; citizens are told to remove them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+}
+
+impl CommentView {
+    pub fn of(c: &Comment, staff: bool) -> Self {
+        Self {
+            id: c.id,
+            author_name: c.author_name.clone(),
+            author: staff.then(|| c.author.clone()),
+            text: c.text.clone(),
+            at: c.at,
+            hidden: c.hidden,
+        }
+    }
+}
+
+/// The meeting-wide settings every participant sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingView {
+    pub id: MeetingId,
+    pub title: String,
+    pub status: MeetingStatus,
+    pub qa_open: bool,
+    pub chat_open: bool,
+    pub slow_mode_secs: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcement: Option<String>,
+    /// Queued questions in order, next first.
+    pub queue: Vec<QuestionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_air: Option<QuestionId>,
+}
+
+impl MeetingView {
+    pub fn of(m: &Meeting) -> Self {
+        Self {
+            id: m.id.clone(),
+            title: m.title.clone(),
+            status: m.status,
+            qa_open: m.qa_open,
+            chat_open: m.chat_open,
+            slow_mode_secs: m.slow_mode_secs,
+            announcement: m.announcement.clone(),
+            queue: m.queue.clone(),
+            on_air: m.on_air,
+        }
+    }
+}
+
+/// A participant as moderators see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantView {
+    pub id: ParticipantId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub muted: bool,
+    pub banned: bool,
+}
+
+impl ParticipantView {
+    pub fn of(id: &ParticipantId, p: &Participant) -> Self {
+        Self {
+            id: id.clone(),
+            name: p.name.clone(),
+            muted: p.muted,
+            banned: p.banned,
+        }
+    }
+}
+
+/// What a participant knows about themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YouView {
+    pub participant: ParticipantId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub muted: bool,
+    pub banned: bool,
+}
+
+impl YouView {
+    pub fn of(m: &Meeting, participant: &ParticipantId) -> Self {
+        let p = m.participant(participant);
+        Self {
+            participant: participant.clone(),
+            name: p.and_then(|p| p.name.clone()),
+            muted: p.is_some_and(|p| p.muted),
+            banned: p.is_some_and(|p| p.banned),
+        }
+    }
+}
+
+/// The whole view of one participant at one offset; sent on join and on resync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub offset: Offset,
+    pub meeting: MeetingView,
+    pub you: YouView,
+    pub questions: Vec<QuestionView>,
+    /// The most recent visible comments, oldest first.
+    pub comments: Vec<CommentView>,
+    /// Questions this participant has upvoted.
+    pub voted: Vec<QuestionId>,
+    /// Participants known to the meeting (staff only; empty for citizens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<ParticipantView>,
+}
+
+/// How many recent comments a snapshot carries.
+pub const SNAPSHOT_COMMENTS: usize = 200;
+
+impl Snapshot {
+    pub fn of(m: &Meeting, viewer: &Viewer) -> Self {
+        let staff = viewer.role.is_staff();
+        let questions = m
+            .questions
+            .values()
+            .filter_map(|q| viewer.perspective_on(q).map(|p| QuestionView::of(q, p)))
+            .collect();
+        let mut comments: Vec<CommentView> = m
+            .comments
+            .values()
+            .rev()
+            .filter(|c| staff || !c.hidden)
+            .take(SNAPSHOT_COMMENTS)
+            .map(|c| CommentView::of(c, staff))
+            .collect();
+        comments.reverse();
+        let voted = m
+            .questions
+            .values()
+            .filter(|q| q.voters.contains(&viewer.participant))
+            .map(|q| q.id)
+            .collect();
+        let mut participants: Vec<ParticipantView> = if staff {
+            m.participants
+                .iter()
+                .map(|(id, p)| ParticipantView::of(id, p))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        participants.sort_by(|a, b| a.id.cmp(&b.id));
+        Self {
+            offset: m.offset,
+            meeting: MeetingView::of(m),
+            you: YouView::of(m, &viewer.participant),
+            questions,
+            comments,
+            voted,
+            participants,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Settings of the hub. The server reads them from its config file (`[hub]`), env and flags.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// How often coalesced vote tallies are sent, in milliseconds.
+    pub tick_ms: u64,
+    /// How often the online count is sent when it changed, in milliseconds.
+    pub presence_ms: u64,
+    /// Frames queued for one connection before it counts as too slow and is resynced.
+    pub outbox_frames: usize,
+    /// Recent event frames a room keeps for clients that reconnect.
+    pub history_frames: usize,
+    /// Largest client frame accepted, in bytes; larger ones get `frame_too_large`.
+    pub max_frame_bytes: usize,
+    /// Commands per second one connection may send on average, and in a burst.
+    pub commands_per_sec: f64,
+    pub command_burst: u32,
+    /// Frames of any kind per second one connection may send (pings, junk), and in a burst.
+    pub frames_per_sec: f64,
+    pub frame_burst: u32,
+    /// Commands per second from one IP address over all its connections, and in a burst.
+    pub ip_commands_per_sec: f64,
+    pub ip_command_burst: u32,
+    /// Open connections allowed from one IP address (a town hall's office may share one).
+    pub max_connections_per_ip: usize,
+    /// Refused frames in a row after which a connection is closed as abusive.
+    pub max_violations: u32,
+    /// Seconds a new connection has to send `hello`.
+    pub hello_timeout_secs: u64,
+    /// Seconds without any frame from a client before it is considered gone.
+    pub idle_timeout_secs: u64,
+    /// Seconds a room with no connections stays loaded.
+    pub room_idle_secs: u64,
+    /// Commands a room decides and commits together at most.
+    pub max_batch: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 20,
+            presence_ms: 1000,
+            outbox_frames: 1024,
+            history_frames: 8192,
+            max_frame_bytes: 8 * 1024,
+            commands_per_sec: 5.0,
+            command_burst: 20,
+            frames_per_sec: 20.0,
+            frame_burst: 60,
+            ip_commands_per_sec: 500.0,
+            ip_command_burst: 1000,
+            max_connections_per_ip: 5000,
+            max_violations: 50,
+            hello_timeout_secs: 10,
+            idle_timeout_secs: 90,
+            room_idle_secs: 60,
+            max_batch: 2048,
+        }
+    }
+}
+
+impl HubConfig {
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(1))
+    }
+
+    pub fn presence_interval(&self) -> Duration {
+        Duration::from_millis(self.presence_ms.max(1))
+    }
+
+    /// Checks values that would make the hub misbehave; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("hub.outbox_frames", self.outbox_frames),
+            ("hub.history_frames", self.history_frames),
+            ("hub.max_frame_bytes", self.max_frame_bytes),
+            ("hub.max_batch", self.max_batch),
+            ("hub.max_connections_per_ip", self.max_connections_per_ip),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        for (name, v) in [
+            ("hub.commands_per_sec", self.commands_per_sec),
+            ("hub.frames_per_sec", self.frames_per_sec),
+            ("hub.ip_commands_per_sec", self.ip_commands_per_sec),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} must be a positive number"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,440 @@
+//! One WebSocket connection: handshake, reading and rate-limiting client frames, and writing
+//! the room's frames in batches (one flush per wake-up, not per frame).
+
+use crate::room::{Join, JoinError, Out, Outbox, RoomMsg, SessionId};
+use crate::{Hub, HubError, RoomHandle, TokenBucket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout};
+use townhall_core::wire::{ClientMessage, ServerMessage};
+use townhall_core::{MeetingId, Offset, ParticipantId};
+use tracing::{Instrument, debug, info_span, warn};
+
+/// Who is on the other end, as the server established it from the HTTP request.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// From the signed session cookie, or fresh.
+    pub participant: ParticipantId,
+    pub ip: IpAddr,
+}
+
+/// WebSocket close code for a policy violation (RFC 6455).
+const CLOSE_POLICY: u16 = 1008;
+/// Frames a writer takes from its outbox per flush.
+const WRITE_BATCH: usize = 256;
+
+fn frame(msg: &ServerMessage) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(msg).expect("wire types always serialise"))
+}
+
+async fn bye_and_close(sink: &mut SplitSink<WebSocket, Message>, code: &str, message: &str) {
+    let _ = sink
+        .feed(Message::Text(frame(&ServerMessage::error(
+            None, code, message,
+        ))))
+        .await;
+    let _ = sink
+        .feed(Message::Text(frame(&ServerMessage::Bye {
+            code: code.into(),
+            message: message.into(),
+        })))
+        .await;
+    let close = CloseFrame {
+        code: CLOSE_POLICY,
+        reason: Utf8Bytes::from(code.to_owned()),
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
+}
+
+struct Hello {
+    meeting: MeetingId,
+    since: Option<Offset>,
+    token: Option<String>,
+    session: Option<String>,
+}
+
+/// Serves one WebSocket until it closes.
+pub async fn serve(hub: Arc<Hub>, socket: WebSocket, identity: Identity) {
+    let session_id = hub.next_session_id();
+    let span = info_span!("session", session_id);
+    serve_inner(hub, socket, identity, session_id)
+        .instrument(span)
+        .await
+}
+
+async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, session_id: SessionId) {
+    let (mut sink, mut stream) = socket.split();
+    if !hub.admit_ip(identity.ip) {
+        hub.metrics
+            .rejections
+            .with_label_values(&["too_many_connections"])
+            .inc();
+        bye_and_close(
+            &mut sink,
+            "too_many_connections",
+            "too many connections from your network",
+        )
+        .await;
+        return;
+    }
+    hub.metrics.connections.inc();
+    let _guard = ConnectionGuard {
+        hub: hub.clone(),
+        ip: identity.ip,
+    };
+
+    let hello = match read_hello(&hub, &mut stream).await {
+        Ok(h) => h,
+        Err((code, message)) => {
+            hub.metrics.rejections.with_label_values(&[code]).inc();
+            bye_and_close(&mut sink, code, &message).await;
+            return;
+        }
+    };
+    // A client without cookies proves an earlier identity with the signed session token.
+    let participant = hello
+        .session
+        .as_deref()
+        .and_then(|s| hub.session_key.verify(s))
+        .unwrap_or(identity.participant);
+    let room = match hub.room(&hello.meeting).await {
+        Ok(room) => room,
+        Err(HubError::NoMeeting) => {
+            bye_and_close(
+                &mut sink,
+                "no_meeting",
+                "there is no meeting with this link",
+            )
+            .await;
+            return;
+        }
+        Err(HubError::Store(e)) => {
+            warn!(error = %e, "could not load meeting");
+            bye_and_close(
+                &mut sink,
+                "unavailable",
+                "the meeting cannot be loaded right now",
+            )
+            .await;
+            return;
+        }
+    };
+
+    let (tx, rx) = mpsc::channel(hub.config.outbox_frames);
+    let lagged = Arc::new(AtomicBool::new(false));
+    let outbox = Outbox {
+        tx: tx.clone(),
+        lagged: lagged.clone(),
+    };
+    let (reply, joined) = oneshot::channel();
+    let join = Join {
+        session: session_id,
+        participant: participant.clone(),
+        session_token: hub.session_key.sign(&participant),
+        token: hello.token,
+        since: hello.since,
+        outbox,
+        reply,
+    };
+    if room.tx.send(RoomMsg::Join(Box::new(join))).await.is_err() {
+        bye_and_close(&mut sink, "unavailable", "the meeting closed; try again").await;
+        return;
+    }
+    match joined.await {
+        Ok(Ok(_role)) => {}
+        Ok(Err(JoinError::BadToken)) => {
+            hub.metrics
+                .rejections
+                .with_label_values(&["bad_token"])
+                .inc();
+            bye_and_close(
+                &mut sink,
+                "bad_token",
+                "this moderator or studio link is not valid",
+            )
+            .await;
+            return;
+        }
+        Ok(Err(JoinError::Banned)) => {
+            bye_and_close(
+                &mut sink,
+                "banned",
+                "a moderator has removed you from this meeting",
+            )
+            .await;
+            return;
+        }
+        Err(_) => {
+            bye_and_close(&mut sink, "unavailable", "the meeting closed; try again").await;
+            return;
+        }
+    }
+    debug!(meeting_id = %hello.meeting, "joined");
+
+    let writer =
+        tokio::spawn(write_loop(sink, rx, lagged, room.clone(), session_id).in_current_span());
+    read_loop(&hub, &mut stream, &room, &tx, session_id, identity.ip).await;
+    let _ = room
+        .tx
+        .send(RoomMsg::Leave {
+            session: session_id,
+        })
+        .await;
+    drop(tx);
+    // The writer ends when the room has dropped its end of the outbox too.
+    if timeout(Duration::from_secs(5), writer).await.is_err() {
+        debug!("writer did not finish in time");
+    }
+}
+
+struct ConnectionGuard {
+    hub: Arc<Hub>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.hub.metrics.connections.dec();
+        self.hub.release_ip(self.ip);
+    }
+}
+
+/// Waits for the first frame, which must be `hello`.
+async fn read_hello(
+    hub: &Hub,
+    stream: &mut SplitStream<WebSocket>,
+) -> Result<Hello, (&'static str, String)> {
+    let deadline = Duration::from_secs(hub.config.hello_timeout_secs);
+    loop {
+        let msg = match timeout(deadline, stream.next()).await {
+            Err(_) => return Err(("not_joined", "send hello first".into())),
+            Ok(None) | Ok(Some(Err(_))) => return Err(("closed", "connection closed".into())),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return Err(("closed", "connection closed".into())),
+            Message::Binary(_) => {
+                return Err(("malformed", "binary frames are not supported".into()));
+            }
+        };
+        if text.len() > hub.config.max_frame_bytes {
+            return Err((
+                "frame_too_large",
+                format!("frames are limited to {} bytes", hub.config.max_frame_bytes),
+            ));
+        }
+        return match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Hello {
+                meeting,
+                since,
+                token,
+                session,
+            }) => Ok(Hello {
+                meeting,
+                since,
+                token,
+                session,
+            }),
+            Ok(_) => Err(("not_joined", "send hello first".into())),
+            Err(e) => Err(("malformed", malformed_message(&e))),
+        };
+    }
+}
+
+fn malformed_message(e: &serde_json::Error) -> String {
+    let mut s = format!("malformed frame: {e}");
+    s.truncate(300);
+    s
+}
+
+/// Reads client frames until the connection ends or misbehaves too long.
+async fn read_loop(
+    hub: &Hub,
+    stream: &mut SplitStream<WebSocket>,
+    room: &RoomHandle,
+    tx: &mpsc::Sender<Out>,
+    session: SessionId,
+    ip: IpAddr,
+) {
+    let config = &hub.config;
+    let now = Instant::now();
+    let mut frames = TokenBucket::new(config.frames_per_sec, config.frame_burst, now);
+    let mut commands = TokenBucket::new(config.commands_per_sec, config.command_burst, now);
+    let mut violations = 0u32;
+    let idle = Duration::from_secs(config.idle_timeout_secs);
+    let reply = |msg: ServerMessage| {
+        // If the outbox is full the client is being resynced anyway; the reply can go.
+        let _ = tx.try_send(Out::Frame(frame(&msg)));
+    };
+    loop {
+        let msg = match timeout(idle, stream.next()).await {
+            Err(_) => {
+                debug!("idle timeout");
+                reply(ServerMessage::Bye {
+                    code: "idle".into(),
+                    message: "no frames for too long".into(),
+                });
+                let _ = tx.try_send(Out::Close);
+                return;
+            }
+            Ok(None) | Ok(Some(Err(_))) => return,
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => Utf8Bytes::from_static("\u{0}binary"),
+        };
+        let refused = |code: &'static str,
+                       message: String,
+                       retry: Option<Duration>,
+                       reference: Option<u64>| {
+            hub.metrics.rejections.with_label_values(&[code]).inc();
+            ServerMessage::Error {
+                reference,
+                code: code.into(),
+                message,
+                retry_after_ms: retry.map(|d| d.as_millis() as u64 + 1),
+            }
+        };
+        let outcome: Option<ServerMessage> = if let Err(wait) = frames.try_take(Instant::now()) {
+            Some(refused(
+                "rate_limited",
+                "too many frames; slow down".into(),
+                Some(wait),
+                None,
+            ))
+        } else if text.len() > config.max_frame_bytes {
+            Some(refused(
+                "frame_too_large",
+                format!("frames are limited to {} bytes", config.max_frame_bytes),
+                None,
+                None,
+            ))
+        } else if text.as_str() == "\u{0}binary" {
+            Some(refused(
+                "malformed",
+                "binary frames are not supported".into(),
+                None,
+                None,
+            ))
+        } else {
+            match serde_json::from_str::<ClientMessage>(&text) {
+                Err(e) => Some(refused("malformed", malformed_message(&e), None, None)),
+                Ok(ClientMessage::Ping) => {
+                    reply(ServerMessage::Pong);
+                    None
+                }
+                Ok(ClientMessage::Hello { .. }) => Some(refused(
+                    "already_joined",
+                    "this connection has already joined".into(),
+                    None,
+                    None,
+                )),
+                Ok(ClientMessage::Cmd { reference, cmd }) => {
+                    if let Err(wait) = commands
+                        .try_take(Instant::now())
+                        .and_then(|()| hub.take_ip_command(ip))
+                    {
+                        Some(refused(
+                            "rate_limited",
+                            "too many commands; slow down".into(),
+                            Some(wait),
+                            Some(reference),
+                        ))
+                    } else {
+                        match room.tx.try_send(RoomMsg::Command {
+                            session,
+                            reference,
+                            command: cmd,
+                        }) {
+                            Ok(()) => None,
+                            Err(mpsc::error::TrySendError::Full(_)) => Some(refused(
+                                "overloaded",
+                                "the meeting is very busy; try again".into(),
+                                Some(Duration::from_secs(1)),
+                                Some(reference),
+                            )),
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            None => violations = 0,
+            Some(error) => {
+                reply(error);
+                violations += 1;
+                if violations >= config.max_violations {
+                    warn!("closing connection after repeated refused frames");
+                    reply(ServerMessage::Bye {
+                        code: "protocol_violation".into(),
+                        message: "too many refused frames in a row".into(),
+                    });
+                    let _ = tx.try_send(Out::Close);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes queued frames: everything available at one wake-up goes out with a single flush.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Out>,
+    lagged: Arc<AtomicBool>,
+    room: RoomHandle,
+    session: SessionId,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        if lagged.load(Ordering::Acquire) {
+            // What is queued has a gap; drop it and ask for a fresh snapshot. The room queues
+            // nothing more for us until it has answered.
+            batch.clear();
+            while rx.try_recv().is_ok() {}
+            if room.tx.send(RoomMsg::Resync { session }).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let mut close = false;
+        for out in batch.drain(..) {
+            match out {
+                Out::Frame(bytes) => {
+                    if sink.feed(Message::Text(bytes)).await.is_err() {
+                        return;
+                    }
+                }
+                Out::Close => {
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        if close {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: Utf8Bytes::from_static("bye"),
+                })))
+                .await;
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}

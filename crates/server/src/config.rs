@@ -1,0 +1,250 @@
+//! Configuration: defaults, then the TOML file, then `TOWNHALL_*` environment variables, then
+//! command-line flags. Validated once at start; `--print-config` shows the result.
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use townhall_hub::HubConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync every commit: an acknowledged question survives a power cut.
+    Full,
+    /// fsync at checkpoints: survives a crash of townhall, not of the machine.
+    Normal,
+}
+
+/// The whole configuration, as read from `townhall.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on for HTTP and WebSocket.
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database and the server's own secrets.
+    pub data_dir: PathBuf,
+    /// Public base URL used in links (e.g. `https://moede.kommune.dk`); by default the
+    /// request's own host.
+    pub public_url: Option<String>,
+    /// Token for the organizer API; generated at first start when not set.
+    pub admin_token: Option<String>,
+    pub log_format: LogFormat,
+    pub durability: Durability,
+    /// Other origins allowed to open WebSockets (the server's own origin always is).
+    pub allowed_origins: Vec<String>,
+    /// Take the client address from `X-Forwarded-For` (only behind your own proxy).
+    pub trust_proxy: bool,
+    /// Delete a meeting's data this many days after it ended; 0 keeps it.
+    pub retention_days: u32,
+    pub hub: HubConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            public_url: None,
+            admin_token: None,
+            log_format: LogFormat::Pretty,
+            durability: Durability::Full,
+            allowed_origins: Vec::new(),
+            trust_proxy: false,
+            retention_days: 0,
+            hub: HubConfig::default(),
+        }
+    }
+}
+
+/// Flags of `townhall serve`; each also reads its `TOWNHALL_*` variable.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); see README for the keys.
+    #[arg(long, env = "TOWNHALL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TOWNHALL_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the database and secrets [default: ./data].
+    #[arg(long, env = "TOWNHALL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public base URL for links, e.g. https://moede.kommune.dk.
+    #[arg(long, env = "TOWNHALL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Organizer API token (otherwise generated at first start and printed once).
+    #[arg(
+        long,
+        env = "TOWNHALL_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// Log format.
+    #[arg(long, env = "TOWNHALL_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// SQLite durability.
+    #[arg(long, env = "TOWNHALL_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
+    /// Delete meeting data this many days after the meeting ended (0 keeps it).
+    #[arg(long, env = "TOWNHALL_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Also create a live demo meeting and print its links.
+    #[arg(long)]
+    pub demo: bool,
+    /// Print the resulting configuration and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// A configuration problem, reported with exit code 64.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// File, then flags/env (clap has already merged those two).
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = args.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &args.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &args.public_url {
+            config.public_url = Some(v.clone());
+        }
+        if let Some(v) = &args.admin_token {
+            config.admin_token = Some(v.clone());
+        }
+        if let Some(v) = args.log_format {
+            config.log_format = v;
+        }
+        if let Some(v) = args.durability {
+            config.durability = v;
+        }
+        if let Some(v) = args.retention_days {
+            config.retention_days = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url must start with http:// or https:// and not end with '/': {url}"
+                )));
+            }
+        }
+        if let Some(token) = &self.admin_token {
+            if token.len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "admin_token must be at least 16 characters".into(),
+                ));
+            }
+        }
+        self.hub.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The configuration as TOML, with secrets hidden.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.admin_token.is_some() {
+            shown.admin_token = Some("<redacted>".into());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot show config: {e}"))
+    }
+
+    /// Whether cookies must be `Secure`.
+    pub fn https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("townhall.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nretention_days = 30\n[hub]\ntick_ms = 50\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            retention_days: Some(7),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.retention_days, 7);
+        assert_eq!(c.hub.tick_ms, 50);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("townhall.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Config::load(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = Config::load(&ServeArgs {
+            admin_token: Some("short".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("admin_token"));
+    }
+
+    #[test]
+    fn print_config_hides_the_admin_token() {
+        let c = Config {
+            admin_token: Some("s3cret-s3cret-s3cret".into()),
+            ..Config::default()
+        };
+        assert!(!c.to_redacted_toml().contains("s3cret"));
+    }
+}

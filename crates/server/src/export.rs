@@ -1,0 +1,171 @@
+//! The meeting's record for the organizer: the whole event log, and the final state of every
+//! question, as JSON and CSV. Views over the log, nothing else.
+
+use serde_json::{Value, json};
+use townhall_core::{EventKind, Meeting, Recorded, Timestamp};
+use townhall_store::MeetingRecord;
+
+#[derive(Debug)]
+pub struct Record {
+    meeting: MeetingRecord,
+    events: Vec<Recorded>,
+    exported_at: Timestamp,
+}
+
+/// ISO 8601 (UTC) for a timestamp in milliseconds.
+fn iso(t: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.0) * 1_000_000)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Spreadsheets run cells starting with these as formulas; prefix them so text stays text.
+fn csv_safe(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_owned(),
+    }
+}
+
+impl Record {
+    pub fn new(meeting: MeetingRecord, events: Vec<Recorded>, exported_at: Timestamp) -> Self {
+        Self {
+            meeting,
+            events,
+            exported_at,
+        }
+    }
+
+    pub fn filename(&self, ext: &str) -> String {
+        format!("townhall-{}-record.{ext}", self.meeting.id)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let state = Meeting::replay(self.meeting.id.clone(), &self.events);
+        let questions: Vec<Value> = state
+            .questions
+            .values()
+            .map(|q| {
+                json!({
+                    "id": q.id,
+                    "text": q.text,
+                    "author": q.author,
+                    "author_name": q.author_name,
+                    "anonymous": q.anonymous,
+                    "asked_at": iso(q.asked_at),
+                    "status": q.status.name(),
+                    "reason": match &q.status { townhall_core::QuestionStatus::Rejected { reason } => Some(reason.clone()), _ => None },
+                    "merged_into": match &q.status { townhall_core::QuestionStatus::Merged { into } => Some(*into), _ => None },
+                    "votes": q.votes(),
+                })
+            })
+            .collect();
+        json!({
+            "format": "townhall-record/1",
+            "exported_at": iso(self.exported_at),
+            "meeting": {
+                "id": self.meeting.id,
+                "title": self.meeting.title,
+                "status": self.meeting.status,
+                "created_at": iso(self.meeting.created_at),
+                "ended_at": self.meeting.ended_at.map(iso),
+            },
+            "questions": questions,
+            "comments": state.comments.len(),
+            "events": self.events,
+        })
+    }
+
+    /// One row per event: when, what, by whom, about which question or comment.
+    pub fn to_csv(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "offset",
+            "time",
+            "event",
+            "by",
+            "question",
+            "comment",
+            "participant",
+            "text",
+        ])?;
+        for rec in &self.events {
+            let (question, comment, participant, text) = match &rec.event.kind {
+                EventKind::MeetingCreated { title } => (None, None, None, Some(title.clone())),
+                EventKind::ParticipantRenamed { name } => (None, None, None, name.clone()),
+                EventKind::QuestionAsked { question, text, .. } => {
+                    (Some(*question), None, None, Some(text.clone()))
+                }
+                EventKind::QuestionRejected { question, reason } => {
+                    (Some(*question), None, None, Some(reason.clone()))
+                }
+                EventKind::QuestionMerged { question, into } => {
+                    (Some(*question), None, None, Some(format!("into {into}")))
+                }
+                EventKind::QuestionQueued { question, position } => (
+                    Some(*question),
+                    None,
+                    None,
+                    Some(format!("position {position}")),
+                ),
+                EventKind::QuestionApproved { question }
+                | EventKind::QuestionUnqueued { question }
+                | EventKind::QuestionOnAir { question }
+                | EventKind::QuestionAnswered { question }
+                | EventKind::VoteCast { question }
+                | EventKind::VoteRetracted { question } => (Some(*question), None, None, None),
+                EventKind::CommentPosted { comment, text, .. } => {
+                    (None, Some(*comment), None, Some(text.clone()))
+                }
+                EventKind::CommentHidden { comment } => (None, Some(*comment), None, None),
+                EventKind::ParticipantMuted { participant }
+                | EventKind::ParticipantUnmuted { participant }
+                | EventKind::ParticipantBanned { participant }
+                | EventKind::ParticipantUnbanned { participant } => {
+                    (None, None, Some(participant.to_string()), None)
+                }
+                EventKind::SlowModeSet { seconds } => {
+                    (None, None, None, Some(format!("{seconds} s")))
+                }
+                EventKind::AnnouncementPinned { text } => (None, None, None, text.clone()),
+                EventKind::MeetingStarted
+                | EventKind::MeetingEnded
+                | EventKind::QaOpened
+                | EventKind::QaClosed
+                | EventKind::ChatOpened
+                | EventKind::ChatClosed => (None, None, None, None),
+            };
+            w.write_record([
+                rec.offset.to_string(),
+                iso(rec.event.at),
+                rec.event.kind.name().to_owned(),
+                rec.event.by.to_string(),
+                question.map(|q| q.to_string()).unwrap_or_default(),
+                comment.map(|c| c.to_string()).unwrap_or_default(),
+                participant.unwrap_or_default(),
+                csv_safe(&text.unwrap_or_default()),
+            ])?;
+        }
+        w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_stay_text() {
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("Hvornår?"), "Hvornår?");
+    }
+
+    #[test]
+    fn times_are_iso_utc() {
+        assert_eq!(iso(Timestamp(0)), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,148 @@
+//! `townhall`: run the service (`townhall serve`, the default).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use townhall_core::{Actor, Command};
+use townhall_server::config::{Config, LogFormat, ServeArgs};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "townhall",
+    version,
+    about = "Live virtual town meetings: questions, chat and moderation for citizens at home",
+    long_about = "Live virtual town meetings: citizens watch from home and ask questions, \
+                  moderators screen and queue them, speakers answer them on air.\n\n\
+                  Without a subcommand, townhall serves (same as `townhall serve`). Every flag \
+                  can also be set with its TOWNHALL_* environment variable or in the TOML file \
+                  given with --config.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the service: web pages, WebSocket hub and organizer API, on embedded SQLite.
+    Serve(ServeArgs),
+}
+
+/// BSD `EX_USAGE`/`EX_CONFIG`-style exit code for bad configuration.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Cmd::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let config = match Config::load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("townhall: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.print_config {
+        print!("{}", config.to_redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("townhall: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, args.demo)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("townhall: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOWNHALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.compact().init(),
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let (app, generated_token) = townhall_server::build(config)?;
+    let base = townhall_server::base_url(&app.config, listener.local_addr()?);
+    // Stable first line: scripts and tests read the address from it.
+    println!("townhall listening on {base}");
+    println!("  organizer page: {base}/admin");
+    match (&generated_token, app.config.admin_token.is_some()) {
+        (Some(token), _) => println!("  admin token (shown only now, keep it safe): {token}"),
+        (None, true) => println!("  admin token: from configuration"),
+        (None, false) => println!(
+            "  admin token: the one printed at first start (set TOWNHALL_ADMIN_TOKEN to replace it)"
+        ),
+    }
+    if demo {
+        let created = app.hub.create_meeting("Borgermøde (demo)").await?;
+        let id = created.record.id.clone();
+        app.hub
+            .command(&id, Actor::organizer(), Command::StartMeeting)
+            .await?;
+        app.hub
+            .command(
+                &id,
+                Actor::organizer(),
+                Command::PinAnnouncement {
+                    text:
+                        "Velkommen til demo-mødet. Stil et spørgsmål, og se det på moderatorsiden."
+                            .into(),
+                },
+            )
+            .await?;
+        println!("  demo meeting (live):");
+        println!("    citizens:   {base}/m/{id}");
+        println!(
+            "    moderators: {base}/m/{id}/moderate#{}",
+            created.moderator_token
+        );
+        println!(
+            "    studio:     {base}/m/{id}/studio#{}",
+            created.studio_token
+        );
+    }
+    townhall_server::run(listener, app, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

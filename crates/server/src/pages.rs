@@ -1,0 +1,121 @@
+//! The web pages, embedded in the binary (in debug builds read from `web/` on disk).
+//! Page requests also give the browser its signed session cookie.
+
+use crate::App;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rust_embed::RustEmbed;
+use std::sync::Arc;
+use townhall_core::MeetingId;
+use townhall_hub::auth;
+
+#[derive(RustEmbed)]
+#[folder = "../../web"]
+#[exclude = "e2e/*"]
+#[exclude = "*/node_modules/*"]
+struct Web;
+
+pub const SESSION_COOKIE: &str = "townhall_session";
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(|s, h| page(s, h, "index.html")))
+        .route("/admin", get(|s, h| page(s, h, "admin.html")))
+        .route("/m/{meeting}", get(meeting_page))
+        .route(
+            "/m/{meeting}/moderate",
+            get(|s, h, p| meeting_page_named(s, h, p, "moderate.html")),
+        )
+        .route(
+            "/m/{meeting}/studio",
+            get(|s, h, p| meeting_page_named(s, h, p, "studio.html")),
+        )
+        .route("/assets/{*path}", get(asset))
+}
+
+/// The participant id in a request's valid session cookie.
+pub fn session_from_cookie(app: &App, headers: &HeaderMap) -> Option<townhall_core::ParticipantId> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .find_map(|(_, value)| app.hub.session_key().verify(value))
+}
+
+fn session_cookie(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
+    if session_from_cookie(app, headers).is_some() {
+        return None;
+    }
+    let token = app.hub.session_key().sign(&auth::new_participant_id());
+    let secure = if app.config.https() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
+    );
+    HeaderValue::from_str(&cookie).ok()
+}
+
+async fn page(State(app): State<Arc<App>>, headers: HeaderMap, name: &'static str) -> Response {
+    let Some(file) = Web::get(name) else {
+        return (StatusCode::NOT_FOUND, "page not found\n").into_response();
+    };
+    let mut res = (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        file.data.into_owned(),
+    )
+        .into_response();
+    if let Some(cookie) = session_cookie(&app, &headers) {
+        res.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    res
+}
+
+async fn meeting_page(state: State<Arc<App>>, headers: HeaderMap, path: Path<String>) -> Response {
+    meeting_page_named(state, headers, path, "viewer.html").await
+}
+
+async fn meeting_page_named(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    Path(meeting): Path<String>,
+    name: &'static str,
+) -> Response {
+    if MeetingId::parse(meeting).is_err() {
+        return (StatusCode::NOT_FOUND, "no such meeting\n").into_response();
+    }
+    page(state, headers, name).await
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    if path.ends_with(".html") || path.contains("..") {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    match Web::get(&path) {
+        Some(file) => {
+            let mime = mime_guess::from_path(&path).first_or_octet_stream();
+            let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
+            (
+                [
+                    (header::CONTENT_TYPE, mime.as_ref().to_owned()),
+                    (header::CACHE_CONTROL, "no-cache".to_owned()),
+                    (header::ETAG, etag),
+                ],
+                file.data.into_owned(),
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

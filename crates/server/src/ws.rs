@@ -1,0 +1,81 @@
+//! The WebSocket endpoint `/ws`: checks the Origin, finds the participant from the session
+//! cookie, and hands the socket to the hub.
+
+use crate::App;
+use crate::pages::session_from_cookie;
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use townhall_hub::auth;
+use townhall_hub::session::{self, Identity};
+
+/// Hard limit of one WebSocket message; the hub answers smaller oversized frames with an error.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+/// Browsers send an Origin; it must be this server's own (or configured). Other clients
+/// (load testers, scripts) send none.
+fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if app.config.allowed_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    if app.config.public_url.as_deref() == Some(origin) {
+        return true;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        == Some(host)
+}
+
+/// The client's address: the socket's peer, or the first `X-Forwarded-For` entry behind a
+/// trusted proxy.
+pub fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if app.config.trust_proxy {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&app, &headers) {
+        return (StatusCode::FORBIDDEN, "websocket origin not allowed\n").into_response();
+    }
+    let participant = session_from_cookie(&app, &headers).unwrap_or_else(auth::new_participant_id);
+    let identity = Identity {
+        participant,
+        ip: client_ip(&app, &headers, peer),
+    };
+    let hub = app.hub.clone();
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| session::serve(hub, socket, identity))
+}
