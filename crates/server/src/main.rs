@@ -30,6 +30,15 @@ enum Cmd {
     Serve(ServeArgs),
 }
 
+/// Prints a line to stdout; a closed stdout (a script that read only the first line) is not
+/// an error worth dying for.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// BSD `EX_USAGE`/`EX_CONFIG`-style exit code for bad configuration.
 const EXIT_CONFIG: u8 = 64;
 
@@ -86,12 +95,12 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let (app, generated_token) = townhall_server::build(config)?;
     let base = townhall_server::base_url(&app.config, listener.local_addr()?);
     // Stable first line: scripts and tests read the address from it.
-    println!("townhall listening on {base}");
-    println!("  organizer page: {base}/admin");
+    say!("townhall listening on {base}");
+    say!("  organizer page: {base}/admin");
     match (&generated_token, app.config.admin_token.is_some()) {
-        (Some(token), _) => println!("  admin token (shown only now, keep it safe): {token}"),
-        (None, true) => println!("  admin token: from configuration"),
-        (None, false) => println!(
+        (Some(token), _) => say!("  admin token (shown only now, keep it safe): {token}"),
+        (None, true) => say!("  admin token: from configuration"),
+        (None, false) => say!(
             "  admin token: the one printed at first start (set TOWNHALL_ADMIN_TOKEN to replace it)"
         ),
     }
@@ -112,13 +121,13 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                 },
             )
             .await?;
-        println!("  demo meeting (live):");
-        println!("    citizens:   {base}/m/{id}");
-        println!(
+        say!("  demo meeting (live):");
+        say!("    citizens:   {base}/m/{id}");
+        say!(
             "    moderators: {base}/m/{id}/moderate#{}",
             created.moderator_token
         );
-        println!(
+        say!(
             "    studio:     {base}/m/{id}/studio#{}",
             created.studio_token
         );

@@ -1,0 +1,305 @@
+//! Bad clients: malformed, oversized, too fast and too slow. Each gets a clear error, and the
+//! room keeps serving everyone else.
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use townhall_core::wire::ServerMessage;
+use townhall_core::{Command, QuestionId};
+
+fn error_code(m: &ServerMessage) -> Option<&str> {
+    match m {
+        ServerMessage::Error { code, .. } => Some(code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_get_errors_and_the_room_goes_on() {
+    let server = TestServer::start().await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    let mut bad = Client::join(&url, &m.id, None).await;
+    let mut good = Client::join(&url, &m.id, None).await;
+    let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
+
+    bad.send_raw("{not json".into()).await;
+    assert_eq!(
+        error_code(&bad.next_where(|f| error_code(f).is_some()).await),
+        Some("malformed")
+    );
+    bad.send_raw(r#"{"t":"cmd","ref":1,"cmd":{"type":"delete_everything"}}"#.into())
+        .await;
+    assert_eq!(
+        error_code(&bad.next_where(|f| error_code(f).is_some()).await),
+        Some("malformed")
+    );
+    bad.send_raw(format!(
+        r#"{{"t":"cmd","ref":2,"cmd":{{"type":"post_comment","text":"{}"}}}}"#,
+        "x".repeat(20_000)
+    ))
+    .await;
+    assert_eq!(
+        error_code(&bad.next_where(|f| error_code(f).is_some()).await),
+        Some("frame_too_large")
+    );
+    assert_eq!(
+        bad.run(Command::PostComment {
+            text: "y".repeat(301)
+        })
+        .await,
+        Err("text_too_long".into())
+    );
+    assert_eq!(
+        bad.run(Command::AskQuestion {
+            text: " \n ".into(),
+            anonymous: false
+        })
+        .await,
+        Err("text_empty".into())
+    );
+    assert_eq!(
+        bad.run(Command::PostComment {
+            text: "bell\u{7}".into()
+        })
+        .await,
+        Err("text_invalid".into())
+    );
+    bad.send_json(&serde_json::json!({"t": "hello", "meeting": m.id}))
+        .await;
+    assert_eq!(
+        error_code(&bad.next_where(|f| error_code(f).is_some()).await),
+        Some("already_joined")
+    );
+    // Still usable after all that.
+    bad.run(Command::PostComment {
+        text: "undskyld".into(),
+    })
+    .await
+    .unwrap();
+
+    good.run(Command::AskQuestion {
+        text: "Virker det stadig?".into(),
+        anonymous: false,
+    })
+    .await
+    .unwrap();
+    moderator
+        .run(Command::ApproveQuestion {
+            question: QuestionId(1),
+        })
+        .await
+        .unwrap();
+    good.until(|v| {
+        v.questions
+            .get(&QuestionId(1))
+            .is_some_and(|q| q.status == "approved")
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_frame_past_the_hard_limit_closes_only_that_connection() {
+    let server = TestServer::start().await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    let mut good = Client::join(&url, &m.id, None).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let hello = serde_json::json!({"t": "hello", "meeting": m.id}).to_string();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(hello))
+        .await
+        .unwrap();
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            "z".repeat(200_000),
+        ))
+        .await;
+    // The server closes the connection (message too big).
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                None
+                | Some(Err(_))
+                | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("server should close an oversized connection");
+    assert!(closed);
+    good.run(Command::PostComment {
+        text: "jeg er her stadig".into(),
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn too_fast_commands_are_rate_limited_with_a_retry_hint() {
+    let server = TestServer::start_with(|c| {
+        c.hub.commands_per_sec = 2.0;
+        c.hub.command_burst = 3;
+    })
+    .await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    let mut flooder = Client::join(&url, &m.id, None).await;
+    let mut other = Client::join(&url, &m.id, None).await;
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(
+            flooder
+                .send(Command::PostComment {
+                    text: format!("flood {i}"),
+                })
+                .await,
+        );
+    }
+    let mut limited = 0;
+    for r in sent {
+        if let Err(code) = flooder.reply_to(r).await {
+            assert_eq!(code, "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 6,
+        "expected most of the burst to be limited, got {limited}"
+    );
+    let retry = flooder
+        .received
+        .iter()
+        .find_map(|f| match f {
+            ServerMessage::Error {
+                code,
+                retry_after_ms,
+                ..
+            } if code == "rate_limited" => *retry_after_ms,
+            _ => None,
+        })
+        .expect("rate limit errors carry retry_after_ms");
+    assert!(retry > 0 && retry <= 1000);
+    other
+        .run(Command::PostComment {
+            text: "ikke berørt".into(),
+        })
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_mode_and_mute_are_enforced_by_the_server() {
+    let server = TestServer::start().await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    let mut citizen = Client::join(&url, &m.id, None).await;
+    let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
+    moderator
+        .run(Command::SetSlowMode { seconds: 30 })
+        .await
+        .unwrap();
+    citizen
+        .run(Command::PostComment {
+            text: "første".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        citizen
+            .run(Command::PostComment {
+                text: "anden".into()
+            })
+            .await,
+        Err("slow_mode".into())
+    );
+    let id = townhall_core::ParticipantId::parse(citizen.participant.clone().unwrap()).unwrap();
+    moderator
+        .run(Command::MuteParticipant { participant: id })
+        .await
+        .unwrap();
+    citizen
+        .until(|v| v.you.as_ref().is_some_and(|y| y.muted))
+        .await;
+    assert_eq!(
+        citizen
+            .run(Command::AskQuestion {
+                text: "x".into(),
+                anonymous: false
+            })
+            .await,
+        Err("muted".into())
+    );
+    server.stop().await;
+}
+
+/// A client that stops reading must not hold up the room: the others keep receiving, the
+/// server's queue for it stays bounded, and when it reads again it is resynced to the truth.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_resynced_and_stalls_nobody() {
+    let server = TestServer::start_with(|c| {
+        c.hub.outbox_frames = 64;
+        c.hub.commands_per_sec = 100_000.0;
+        c.hub.command_burst = 100_000;
+        c.hub.ip_commands_per_sec = 100_000.0;
+        c.hub.ip_command_burst = 100_000;
+        c.hub.frames_per_sec = 100_000.0;
+        c.hub.frame_burst = 100_000;
+    })
+    .await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    // A small receive buffer so the server's socket fills quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        url.clone(),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    let mut slow = Client::from_stream(ws);
+    slow.hello(&m.id, None, None, None).await;
+    slow.until(|v| v.meeting.is_some()).await;
+
+    let mut fast = Client::join(&url, &m.id, None).await;
+    let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
+    let text = "Et langt indlæg om trafikken i byen. ".repeat(7);
+    let total = 8_000u64;
+    let mut last = 0;
+    for _ in 0..total / 10 {
+        let mut refs = Vec::new();
+        for _ in 0..10 {
+            refs.push(
+                moderator
+                    .send(Command::PostComment { text: text.clone() })
+                    .await,
+            );
+        }
+        for r in refs {
+            last = moderator.reply_to(r).await.unwrap();
+        }
+    }
+    // Not stalled: the reading client has everything.
+    fast.until(|v| v.offset >= last).await;
+
+    // The slow client drains and ends with the same view, via a resync.
+    slow.until(|v| v.offset >= last).await;
+    assert!(
+        slow.received
+            .iter()
+            .any(|f| matches!(f, ServerMessage::Resync { .. })),
+        "expected a resync"
+    );
+    let without_you = |c: &Client| townhall_core::client::ClientView {
+        you: None,
+        ..c.view.comparable()
+    };
+    assert_eq!(without_you(&slow), without_you(&fast));
+    server.stop().await;
+}
