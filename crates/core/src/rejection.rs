@@ -39,7 +39,9 @@ pub enum Rejection {
     AlreadyVoted,
     #[error("you have not upvoted this question")]
     NotVoted,
-    #[error("a question cannot be merged into itself or into a closed question")]
+    #[error(
+        "a question cannot be merged into itself or a closed question, nor an approved one into an unapproved one"
+    )]
     InvalidMerge,
     #[error("you have {max} questions waiting for moderation; wait for a decision first")]
     TooManyPending { max: usize },

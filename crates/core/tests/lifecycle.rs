@@ -1,0 +1,1981 @@
+//! Example-based tests of the meeting state machine: one scenario per rule.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use townhall_core::fanout::{self, Update};
+use townhall_core::text::{TextError, TextKind};
+use townhall_core::view::Viewer;
+use townhall_core::view::{
+    CommentView, MeetingView, ParticipantView, Perspective, QuestionView, Snapshot, YouView,
+};
+use townhall_core::wire::{ClientMessage, EventFrame, PROTOCOL_VERSION, ServerMessage, Voted};
+use townhall_core::{
+    Command, CommentId, Event, EventKind, MeetingStatus, QuestionId, QuestionStatus, Recorded,
+    Rejection, Role, Timestamp,
+};
+
+fn kinds(recs: &[Recorded]) -> Vec<EventKind> {
+    recs.iter().map(|r| r.event.kind.clone()).collect()
+}
+
+/// The event frames of `rec` that reach `viewer`.
+fn frames_to(h: &Harness, rec: &Recorded, viewer: &Viewer) -> Vec<EventFrame> {
+    fanout::updates(&h.meeting, rec)
+        .into_iter()
+        .filter_map(|u| match u {
+            Update::Send(aud, ServerMessage::Event(e)) if aud.includes(viewer) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn question_in(s: &Snapshot, id: QuestionId) -> Option<&QuestionView> {
+    s.questions.iter().find(|q| q.id == id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Meeting lifecycle
+
+#[test]
+fn create_makes_the_meeting_scheduled() {
+    let mut h = Harness::new();
+    assert_eq!(h.meeting.status, MeetingStatus::Draft);
+    assert_eq!(
+        h.code(
+            &citizen("anna"),
+            Command::AskQuestion {
+                text: "Hej?".into(),
+                anonymous: false
+            }
+        ),
+        "no_meeting"
+    );
+    assert_eq!(h.code(&organizer(), Command::StartMeeting), "no_meeting");
+    assert_eq!(
+        h.code(&moderator(), Command::CreateMeeting { title: "x".into() }),
+        "forbidden"
+    );
+
+    let recs = h.ok(
+        &organizer(),
+        Command::CreateMeeting {
+            title: "  Borgermøde  ".into(),
+        },
+    );
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::MeetingCreated {
+            title: "Borgermøde".into()
+        }]
+    );
+    assert_eq!(recs[0].offset, 1);
+    assert_eq!(recs[0].event.by, organizer().participant);
+    assert_eq!(h.meeting.status, MeetingStatus::Scheduled);
+    assert_eq!(h.meeting.title, "Borgermøde");
+    assert_eq!(h.meeting.created_at, Timestamp(T0));
+    assert_eq!(h.meeting.offset, 1);
+
+    assert_eq!(
+        h.code(
+            &organizer(),
+            Command::CreateMeeting {
+                title: "again".into()
+            }
+        ),
+        "already_created"
+    );
+}
+
+#[test]
+fn start_makes_the_meeting_live_once() {
+    let mut h = Harness::scheduled();
+    let recs = h.ok(&organizer(), Command::StartMeeting);
+    assert_eq!(kinds(&recs), vec![EventKind::MeetingStarted]);
+    assert_eq!(h.meeting.status, MeetingStatus::Live);
+    assert_eq!(h.code(&organizer(), Command::StartMeeting), "invalid_state");
+}
+
+#[test]
+fn end_answers_the_question_on_air_and_freezes_the_meeting() {
+    let mut h = Harness::live();
+    let q = h.ask_approved(&citizen("anna"), "Hvornår åbner svømmehallen?");
+    h.ok(&moderator(), Command::PutOnAir { question: q });
+    assert_eq!(h.meeting.on_air, Some(q));
+
+    let recs = h.ok(&organizer(), Command::EndMeeting);
+    assert_eq!(
+        kinds(&recs),
+        vec![
+            EventKind::QuestionAnswered { question: q },
+            EventKind::MeetingEnded
+        ]
+    );
+    assert_eq!(recs[0].offset + 1, recs[1].offset);
+    assert_eq!(h.meeting.status, MeetingStatus::Ended);
+    assert_eq!(h.status(q), QuestionStatus::Answered);
+    assert_eq!(h.meeting.on_air, None);
+
+    // Nothing more happens in an ended meeting, whoever asks.
+    assert_eq!(h.code(&organizer(), Command::StartMeeting), "meeting_ended");
+    assert_eq!(h.code(&organizer(), Command::EndMeeting), "meeting_ended");
+    assert_eq!(
+        h.code(&moderator(), Command::SetQaOpen { open: false }),
+        "meeting_ended"
+    );
+    assert_eq!(
+        h.code(&citizen("bo"), Command::SetName { name: "Bo".into() }),
+        "meeting_ended"
+    );
+    assert_eq!(
+        h.code(
+            &citizen("bo"),
+            Command::AskQuestion {
+                text: "Og nu?".into(),
+                anonymous: false
+            }
+        ),
+        "meeting_ended"
+    );
+}
+
+#[test]
+fn end_without_question_on_air_only_ends() {
+    let mut h = Harness::scheduled();
+    let recs = h.ok(&organizer(), Command::EndMeeting);
+    assert_eq!(kinds(&recs), vec![EventKind::MeetingEnded]);
+    assert_eq!(h.meeting.status, MeetingStatus::Ended);
+}
+
+#[test]
+fn questions_may_be_asked_while_scheduled() {
+    let mut h = Harness::scheduled();
+    let q = h.ask(&citizen("anna"), "Kommer der flere p-pladser?");
+    assert_eq!(h.status(q), QuestionStatus::Pending);
+    h.ok(&moderator(), Command::ApproveQuestion { question: q });
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q,
+            position: None,
+        },
+    );
+    assert_eq!(h.meeting.queue, vec![q]);
+    // Going on air needs a live meeting.
+    assert_eq!(
+        h.code(&moderator(), Command::PutOnAir { question: q }),
+        "not_live"
+    );
+    h.ok(&organizer(), Command::StartMeeting);
+    h.ok(&moderator(), Command::PutOnAir { question: q });
+}
+
+#[test]
+fn comments_need_a_live_meeting() {
+    let mut h = Harness::scheduled();
+    assert_eq!(
+        h.code(
+            &citizen("anna"),
+            Command::PostComment { text: "Hej".into() }
+        ),
+        "not_live"
+    );
+    // Staff may prepare the chat before the start.
+    h.ok(
+        &moderator(),
+        Command::PostComment {
+            text: "Velkommen!".into(),
+        },
+    );
+    h.ok(&organizer(), Command::StartMeeting);
+    h.ok(
+        &citizen("anna"),
+        Command::PostComment { text: "Hej".into() },
+    );
+    assert_eq!(h.meeting.comments.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Questions
+
+#[test]
+fn question_goes_from_pending_through_queue_and_air_to_answered() {
+    let mut h = Harness::live();
+    let anna = citizen("anna");
+    let q1 = h.ask(&anna, "Første spørgsmål");
+    assert_eq!(q1, QuestionId(1));
+    let q = h.question(q1);
+    assert_eq!(q.status, QuestionStatus::Pending);
+    assert_eq!(q.author, anna.participant);
+    assert!(!q.public);
+    assert_eq!(h.meeting.participant(&anna.participant).unwrap().pending, 1);
+
+    h.ok(&moderator(), Command::ApproveQuestion { question: q1 });
+    assert_eq!(h.status(q1), QuestionStatus::Approved);
+    assert!(h.question(q1).public);
+    assert_eq!(h.meeting.participant(&anna.participant).unwrap().pending, 0);
+    assert_eq!(
+        h.code(&moderator(), Command::ApproveQuestion { question: q1 }),
+        "invalid_state"
+    );
+
+    let q2 = h.ask_approved(&anna, "Andet spørgsmål");
+    let q3 = h.ask_approved(&anna, "Tredje spørgsmål");
+
+    // Positions: absent means last, 0 means next, too large is clamped to last.
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q1,
+            position: None,
+        },
+    );
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q2,
+            position: None,
+        },
+    );
+    let recs = h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q3,
+            position: Some(0),
+        },
+    );
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::QuestionQueued {
+            question: q3,
+            position: 0
+        }]
+    );
+    assert_eq!(h.meeting.queue, vec![q3, q1, q2]);
+    assert_eq!(h.status(q3), QuestionStatus::Queued);
+
+    // Reorder.
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q2,
+            position: Some(0),
+        },
+    );
+    assert_eq!(h.meeting.queue, vec![q2, q3, q1]);
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q2,
+            position: Some(1),
+        },
+    );
+    assert_eq!(h.meeting.queue, vec![q3, q2, q1]);
+    let recs = h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q3,
+            position: Some(99),
+        },
+    );
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::QuestionQueued {
+            question: q3,
+            position: 2
+        }]
+    );
+    assert_eq!(h.meeting.queue, vec![q2, q1, q3]);
+
+    // Unqueue.
+    h.ok(&moderator(), Command::UnqueueQuestion { question: q3 });
+    assert_eq!(h.meeting.queue, vec![q2, q1]);
+    assert_eq!(h.status(q3), QuestionStatus::Approved);
+    assert_eq!(
+        h.code(&moderator(), Command::UnqueueQuestion { question: q3 }),
+        "invalid_state"
+    );
+
+    // On air, from the queue.
+    h.ok(&moderator(), Command::PutOnAir { question: q1 });
+    assert_eq!(h.meeting.on_air, Some(q1));
+    assert_eq!(h.meeting.queue, vec![q2]);
+    assert_eq!(h.status(q1), QuestionStatus::OnAir);
+    assert_eq!(
+        h.code(&moderator(), Command::PutOnAir { question: q1 }),
+        "invalid_state"
+    );
+
+    // Putting another on air answers the previous one.
+    let recs = h.ok(&moderator(), Command::PutOnAir { question: q2 });
+    assert_eq!(
+        kinds(&recs),
+        vec![
+            EventKind::QuestionAnswered { question: q1 },
+            EventKind::QuestionOnAir { question: q2 }
+        ]
+    );
+    assert_eq!(h.status(q1), QuestionStatus::Answered);
+    assert_eq!(h.status(q2), QuestionStatus::OnAir);
+    assert_eq!(h.meeting.on_air, Some(q2));
+    assert!(h.meeting.queue.is_empty());
+
+    // Answered.
+    h.ok(&moderator(), Command::MarkAnswered { question: q2 });
+    assert_eq!(h.status(q2), QuestionStatus::Answered);
+    assert_eq!(h.meeting.on_air, None);
+
+    // An answered question is closed for everything.
+    assert_eq!(
+        h.code(&moderator(), Command::MarkAnswered { question: q2 }),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(&moderator(), Command::ApproveQuestion { question: q2 }),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::QueueQuestion {
+                question: q2,
+                position: None
+            }
+        ),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(&moderator(), Command::PutOnAir { question: q2 }),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::RejectQuestion {
+                question: q2,
+                reason: "x".into()
+            }
+        ),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(&citizen("bo"), Command::Upvote { question: q2 }),
+        "invalid_state"
+    );
+
+    // An approved question that was never queued can be answered directly, a pending one not.
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::MarkAnswered {
+                question: QuestionId(42)
+            }
+        ),
+        "unknown_question"
+    );
+    h.ok(&moderator(), Command::MarkAnswered { question: q3 });
+    let q4 = h.ask(&anna, "Fjerde");
+    assert_eq!(
+        h.code(&moderator(), Command::MarkAnswered { question: q4 }),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::QueueQuestion {
+                question: q4,
+                position: None
+            }
+        ),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(&moderator(), Command::PutOnAir { question: q4 }),
+        "invalid_state"
+    );
+}
+
+#[test]
+fn rejecting_a_queued_or_on_air_question_keeps_queue_consistent() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let q1 = h.ask_approved(&a, "En");
+    let q2 = h.ask_approved(&a, "To");
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q1,
+            position: None,
+        },
+    );
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q2,
+            position: None,
+        },
+    );
+    h.ok(
+        &moderator(),
+        Command::RejectQuestion {
+            question: q1,
+            reason: "Gentagelse".into(),
+        },
+    );
+    assert_eq!(h.meeting.queue, vec![q2]);
+    h.ok(&moderator(), Command::PutOnAir { question: q2 });
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::RejectQuestion {
+                question: q2,
+                reason: "x".into()
+            }
+        ),
+        "invalid_state"
+    );
+    // A rejected question can be approved again after all.
+    h.ok(&moderator(), Command::ApproveQuestion { question: q1 });
+    assert_eq!(h.status(q1), QuestionStatus::Approved);
+}
+
+#[test]
+fn rejection_reason_is_shown_to_author_and_staff_only() {
+    let mut h = Harness::live();
+    let anna = citizen("anna");
+    let bo = citizen("bo");
+    let pending = h.ask(&anna, "Hvorfor er vejen lukket?");
+    let approved = h.ask_approved(&anna, "Hvad koster det?");
+
+    h.ok(
+        &moderator(),
+        Command::RejectQuestion {
+            question: pending,
+            reason: "  Uden for emnet ".into(),
+        },
+    );
+    assert_eq!(
+        h.status(pending),
+        QuestionStatus::Rejected {
+            reason: "Uden for emnet".into()
+        }
+    );
+    assert_eq!(h.meeting.participant(&anna.participant).unwrap().pending, 0);
+    let recs = h.ok(
+        &moderator(),
+        Command::RejectQuestion {
+            question: approved,
+            reason: "Besvaret".into(),
+        },
+    );
+
+    for who in [&anna, &moderator(), &speaker()] {
+        let s = Snapshot::of(&h.meeting, &viewer(who));
+        let p = question_in(&s, pending).unwrap();
+        assert_eq!(p.status, "rejected");
+        assert_eq!(p.reason.as_deref(), Some("Uden for emnet"));
+        assert_eq!(
+            question_in(&s, approved).unwrap().reason.as_deref(),
+            Some("Besvaret")
+        );
+    }
+    // Another citizen never saw the pending one; the approved one is shown rejected, without reason.
+    let s = Snapshot::of(&h.meeting, &viewer(&bo));
+    assert!(question_in(&s, pending).is_none());
+    let seen = question_in(&s, approved).unwrap();
+    assert_eq!(seen.status, "rejected");
+    assert_eq!(seen.reason, None);
+
+    // The same holds for the live frames.
+    for who in [&anna, &bo, &moderator(), &speaker()] {
+        let frames = frames_to(&h, &recs[0], &viewer(who));
+        assert_eq!(frames.len(), 1, "one frame per event and session");
+        let v = &frames[0].questions[0];
+        assert_eq!(v.id, approved);
+        assert_eq!(v.reason.is_some(), who.participant != bo.participant);
+    }
+
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::RejectQuestion {
+                question: pending,
+                reason: "igen".into()
+            }
+        ),
+        "invalid_state"
+    );
+    let q = h.ask(&anna, "Ny");
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::RejectQuestion {
+                question: q,
+                reason: " ".into()
+            }
+        ),
+        "text_empty"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::RejectQuestion {
+                question: q,
+                reason: "r".repeat(201)
+            }
+        ),
+        "text_too_long"
+    );
+}
+
+#[test]
+fn merge_carries_the_union_of_votes() {
+    let mut h = Harness::live();
+    let (a, b, c) = (citizen("anna"), citizen("bo"), citizen("carl"));
+    let dup = h.ask_approved(&a, "Hvornår bygges broen?");
+    let main = h.ask_approved(&b, "Hvornår kommer broen?");
+    h.ok(&a, Command::Upvote { question: dup });
+    h.ok(&b, Command::Upvote { question: dup });
+    h.ok(&b, Command::Upvote { question: main });
+    h.ok(&c, Command::Upvote { question: main });
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: dup,
+            position: None,
+        },
+    );
+
+    let recs = h.ok(
+        &moderator(),
+        Command::MergeQuestion {
+            question: dup,
+            into: main,
+        },
+    );
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::QuestionMerged {
+            question: dup,
+            into: main
+        }]
+    );
+    assert_eq!(h.status(dup), QuestionStatus::Merged { into: main });
+    assert!(h.meeting.queue.is_empty());
+    let voters: BTreeSet<_> = [&a, &b, &c].iter().map(|x| x.participant.clone()).collect();
+    assert_eq!(h.question(main).voters, voters);
+    assert_eq!(h.question(main).votes(), 3, "a voter of both counts once");
+
+    // Everyone who voted on the duplicate has now voted on the target.
+    assert_eq!(
+        h.code(&a, Command::Upvote { question: main }),
+        "already_voted"
+    );
+    assert_eq!(
+        h.code(&b, Command::Upvote { question: main }),
+        "already_voted"
+    );
+    // The merged question is closed for votes.
+    assert_eq!(
+        h.code(&c, Command::Upvote { question: dup }),
+        "invalid_state"
+    );
+
+    // Citizens see where it went.
+    let s = Snapshot::of(&h.meeting, &viewer(&c));
+    assert_eq!(question_in(&s, dup).unwrap().merged_into, Some(main));
+    assert_eq!(question_in(&s, dup).unwrap().status, "merged");
+    assert_eq!(question_in(&s, main).unwrap().votes, 3);
+    assert_eq!(Snapshot::of(&h.meeting, &viewer(&a)).voted, vec![dup, main]);
+}
+
+#[test]
+fn merge_moves_votes_in_the_views_that_followed_along() {
+    let mut h = Harness::live();
+    let (a, b, c) = (citizen("anna"), citizen("bo"), citizen("carl"));
+    let dup = h.ask_approved(&a, "Dublet");
+    let main = h.ask_approved(&b, "Original");
+    let mut followers: Vec<Follower> = [&a, &b, &c, &moderator(), &speaker()]
+        .iter()
+        .map(|x| Follower::join(&h.meeting, x))
+        .collect();
+    h.ok_followed(&a, Command::Upvote { question: dup }, &mut followers);
+    h.ok_followed(
+        &moderator(),
+        Command::Upvote { question: dup },
+        &mut followers,
+    );
+    h.ok_followed(&c, Command::Upvote { question: main }, &mut followers);
+    h.ok_followed(
+        &moderator(),
+        Command::MergeQuestion {
+            question: dup,
+            into: main,
+        },
+        &mut followers,
+    );
+    for f in &followers {
+        assert!(f.matches_snapshot(&h.meeting), "{:?}", f.viewer);
+    }
+    assert!(
+        followers[0].client.voted.contains(&main),
+        "anna's vote moved along"
+    );
+    assert!(
+        followers[3].client.voted.contains(&main),
+        "the moderator's vote moved along"
+    );
+    assert!(!followers[1].client.voted.contains(&main));
+    assert_eq!(followers[2].client.questions[&main].votes, 3);
+}
+
+#[test]
+fn staff_views_learn_of_participants_who_post() {
+    let mut h = Harness::live();
+    let mut followers = vec![
+        Follower::join(&h.meeting, &moderator()),
+        Follower::join(&h.meeting, &citizen("bo")),
+    ];
+    h.ok_followed(
+        &citizen("anna"),
+        Command::AskQuestion {
+            text: "Hej?".into(),
+            anonymous: true,
+        },
+        &mut followers,
+    );
+    h.ok_followed(
+        &citizen("carl"),
+        Command::PostComment { text: "Hej".into() },
+        &mut followers,
+    );
+    assert_eq!(followers[0].client.participants.len(), 2);
+    assert!(followers[1].client.participants.is_empty());
+    for f in &followers {
+        assert!(f.matches_snapshot(&h.meeting), "{:?}", f.viewer);
+    }
+}
+
+#[test]
+fn merge_of_a_pending_duplicate_into_a_pending_question_is_allowed() {
+    let mut h = Harness::live();
+    let q1 = h.ask(&citizen("anna"), "Om skolen");
+    let q2 = h.ask(&citizen("bo"), "Om skolen igen");
+    h.ok(
+        &moderator(),
+        Command::MergeQuestion {
+            question: q2,
+            into: q1,
+        },
+    );
+    assert_eq!(h.status(q2), QuestionStatus::Merged { into: q1 });
+    assert_eq!(
+        h.meeting
+            .participant(&citizen("bo").participant)
+            .unwrap()
+            .pending,
+        0
+    );
+}
+
+#[test]
+fn merge_rejects_self_merge_and_closed_targets() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let q1 = h.ask_approved(&a, "En");
+    let q2 = h.ask_approved(&a, "To");
+    let rejected = h.ask(&a, "Tre");
+    h.ok(
+        &moderator(),
+        Command::RejectQuestion {
+            question: rejected,
+            reason: "Nej".into(),
+        },
+    );
+    let merged = h.ask_approved(&a, "Fire");
+    h.ok(
+        &moderator(),
+        Command::MergeQuestion {
+            question: merged,
+            into: q2,
+        },
+    );
+
+    let merge = |question, into| Command::MergeQuestion { question, into };
+    assert_eq!(h.err(&moderator(), merge(q1, q1)), Rejection::InvalidMerge);
+    assert_eq!(h.code(&moderator(), merge(q1, rejected)), "invalid_merge");
+    assert_eq!(h.code(&moderator(), merge(q1, merged)), "invalid_merge");
+    assert_eq!(h.code(&moderator(), merge(rejected, q1)), "invalid_merge");
+    assert_eq!(h.code(&moderator(), merge(merged, q1)), "invalid_merge");
+    assert_eq!(
+        h.code(&moderator(), merge(q1, QuestionId(99))),
+        "unknown_question"
+    );
+    assert_eq!(
+        h.code(&moderator(), merge(QuestionId(99), q1)),
+        "unknown_question"
+    );
+
+    // A question citizens have seen cannot disappear into one they cannot see.
+    let pending = h.ask(&a, "Fem");
+    assert_eq!(h.code(&moderator(), merge(q1, pending)), "invalid_merge");
+    // A question on air or answered can no longer be merged away.
+    h.ok(&moderator(), Command::PutOnAir { question: q1 });
+    assert_eq!(h.code(&moderator(), merge(q1, q2)), "invalid_merge");
+    // But it can receive duplicates.
+    h.ok(&moderator(), merge(q2, q1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Votes
+
+#[test]
+fn upvote_once_per_participant_and_retract() {
+    let mut h = Harness::live();
+    let (a, b) = (citizen("anna"), citizen("bo"));
+    let q = h.ask_approved(&a, "Spørgsmål");
+
+    let recs = h.ok(&b, Command::Upvote { question: q });
+    assert_eq!(kinds(&recs), vec![EventKind::VoteCast { question: q }]);
+    assert_eq!(recs[0].event.by, b.participant);
+    assert_eq!(h.question(q).votes(), 1);
+    assert_eq!(
+        h.err(&b, Command::Upvote { question: q }),
+        Rejection::AlreadyVoted
+    );
+    h.ok(&a, Command::Upvote { question: q });
+    h.ok(&moderator(), Command::Upvote { question: q });
+    assert_eq!(h.question(q).votes(), 3);
+
+    h.ok(&b, Command::RetractUpvote { question: q });
+    assert_eq!(h.question(q).votes(), 2);
+    assert!(!h.question(q).voters.contains(&b.participant));
+    assert_eq!(
+        h.err(&b, Command::RetractUpvote { question: q }),
+        Rejection::NotVoted
+    );
+    // And again.
+    h.ok(&b, Command::Upvote { question: q });
+    assert_eq!(h.question(q).votes(), 3);
+
+    assert_eq!(
+        h.code(
+            &b,
+            Command::Upvote {
+                question: QuestionId(77)
+            }
+        ),
+        "unknown_question"
+    );
+    assert_eq!(
+        h.code(
+            &b,
+            Command::RetractUpvote {
+                question: QuestionId(77)
+            }
+        ),
+        "unknown_question"
+    );
+
+    // Queued and on-air questions are still open for votes.
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q,
+            position: None,
+        },
+    );
+    h.ok(&citizen("carl"), Command::Upvote { question: q });
+    h.ok(&moderator(), Command::PutOnAir { question: q });
+    h.ok(&citizen("dorte"), Command::Upvote { question: q });
+    assert_eq!(h.question(q).votes(), 5);
+}
+
+#[test]
+fn votes_on_someone_elses_pending_question_say_unknown_question() {
+    let mut h = Harness::live();
+    let (a, b) = (citizen("anna"), citizen("bo"));
+    let pending = h.ask(&a, "Hemmeligt");
+    // Indistinguishable from a question that does not exist: no probing.
+    let missing = h.err(
+        &b,
+        Command::Upvote {
+            question: QuestionId(99),
+        },
+    );
+    assert_eq!(h.err(&b, Command::Upvote { question: pending }), missing);
+    assert_eq!(
+        h.err(&b, Command::Upvote { question: pending }),
+        Rejection::UnknownQuestion
+    );
+    assert_eq!(
+        h.err(&b, Command::RetractUpvote { question: pending }),
+        Rejection::UnknownQuestion
+    );
+    // A question rejected before anyone saw it stays unknown.
+    h.ok(
+        &moderator(),
+        Command::RejectQuestion {
+            question: pending,
+            reason: "nej".into(),
+        },
+    );
+    assert_eq!(
+        h.err(&b, Command::Upvote { question: pending }),
+        Rejection::UnknownQuestion
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat
+
+#[test]
+fn comments_are_posted_and_hidden() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    h.name(&a, "Anna");
+    let recs = h.ok(
+        &a,
+        Command::PostComment {
+            text: "Godt spørgsmål!\r\nEnig.".into(),
+        },
+    );
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::CommentPosted {
+            comment: CommentId(1),
+            text: "Godt spørgsmål!\nEnig.".into(),
+            author_name: Some("Anna".into()),
+        }]
+    );
+    h.ok(
+        &citizen("bo"),
+        Command::PostComment {
+            text: "Spam".into(),
+        },
+    );
+    let c = h.meeting.comments[&CommentId(2)].clone();
+    assert_eq!(c.author, citizen("bo").participant);
+    assert!(!c.hidden);
+
+    h.ok(
+        &moderator(),
+        Command::HideComment {
+            comment: CommentId(2),
+        },
+    );
+    assert!(h.meeting.comments[&CommentId(2)].hidden);
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::HideComment {
+                comment: CommentId(2)
+            }
+        ),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::HideComment {
+                comment: CommentId(9)
+            }
+        ),
+        "unknown_comment"
+    );
+
+    let ids = |s: Snapshot| {
+        s.comments
+            .iter()
+            .map(|c| (c.id, c.hidden))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(Snapshot::of(&h.meeting, &viewer(&a))),
+        vec![(CommentId(1), false)]
+    );
+    assert_eq!(
+        ids(Snapshot::of(&h.meeting, &viewer(&moderator()))),
+        vec![(CommentId(1), false), (CommentId(2), true)]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moderation of participants
+
+#[test]
+fn muted_citizen_cannot_post_but_can_vote() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let q = h.ask_approved(&citizen("bo"), "Spørgsmål");
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::MuteParticipant {
+                participant: a.participant.clone()
+            }
+        ),
+        "unknown_participant"
+    );
+    h.name(&a, "Anna");
+
+    h.ok(
+        &moderator(),
+        Command::MuteParticipant {
+            participant: a.participant.clone(),
+        },
+    );
+    assert!(h.meeting.participant(&a.participant).unwrap().muted);
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::MuteParticipant {
+                participant: a.participant.clone()
+            }
+        ),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(
+            &a,
+            Command::AskQuestion {
+                text: "Hej".into(),
+                anonymous: false
+            }
+        ),
+        "muted"
+    );
+    assert_eq!(
+        h.code(&a, Command::PostComment { text: "Hej".into() }),
+        "muted"
+    );
+    h.ok(&a, Command::Upvote { question: q });
+    h.ok(&a, Command::RetractUpvote { question: q });
+
+    h.ok(
+        &moderator(),
+        Command::UnmuteParticipant {
+            participant: a.participant.clone(),
+        },
+    );
+    assert!(!h.meeting.participant(&a.participant).unwrap().muted);
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::UnmuteParticipant {
+                participant: a.participant.clone()
+            }
+        ),
+        "invalid_state"
+    );
+    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(
+        &a,
+        Command::AskQuestion {
+            text: "Hej?".into(),
+            anonymous: false,
+        },
+    );
+}
+
+#[test]
+fn banned_citizen_can_do_nothing_until_unbanned() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let q = h.ask_approved(&citizen("bo"), "Spørgsmål");
+    h.ok(&a, Command::Upvote { question: q });
+    h.ok(
+        &a,
+        Command::PostComment {
+            text: "Trold".into(),
+        },
+    );
+
+    let recs = h.ok(
+        &moderator(),
+        Command::BanParticipant {
+            participant: a.participant.clone(),
+        },
+    );
+    assert!(
+        fanout::updates(&h.meeting, &recs[0]).contains(&Update::Disconnect(a.participant.clone()))
+    );
+    assert!(h.meeting.participant(&a.participant).unwrap().banned);
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::BanParticipant {
+                participant: a.participant.clone()
+            }
+        ),
+        "invalid_state"
+    );
+
+    for cmd in [
+        Command::SetName {
+            name: "Anna".into(),
+        },
+        Command::AskQuestion {
+            text: "Hej".into(),
+            anonymous: false,
+        },
+        Command::Upvote { question: q },
+        Command::RetractUpvote { question: q },
+        Command::PostComment { text: "Hej".into() },
+    ] {
+        assert_eq!(h.code(&a, cmd), "banned");
+    }
+
+    h.ok(
+        &moderator(),
+        Command::UnbanParticipant {
+            participant: a.participant.clone(),
+        },
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::UnbanParticipant {
+                participant: a.participant.clone()
+            }
+        ),
+        "invalid_state"
+    );
+    h.ok(&a, Command::RetractUpvote { question: q });
+    h.ok(
+        &a,
+        Command::PostComment {
+            text: "Undskyld".into(),
+        },
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::BanParticipant {
+                participant: citizen("ukendt").participant
+            }
+        ),
+        "unknown_participant"
+    );
+}
+
+#[test]
+fn slow_mode_tells_how_long_to_wait_and_spares_staff() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    assert_eq!(
+        h.code(&moderator(), Command::SetSlowMode { seconds: 3601 }),
+        "invalid_state"
+    );
+    h.ok(&moderator(), Command::SetSlowMode { seconds: 10 });
+    assert_eq!(h.meeting.slow_mode_secs, 10);
+
+    h.ok(
+        &a,
+        Command::PostComment {
+            text: "Først".into(),
+        },
+    );
+    h.advance(3_000);
+    let r = h.err(
+        &a,
+        Command::PostComment {
+            text: "For hurtigt".into(),
+        },
+    );
+    assert_eq!(
+        r,
+        Rejection::SlowMode {
+            retry_after_ms: 7_000
+        }
+    );
+    assert_eq!(r.code(), "slow_mode");
+    assert_eq!(r.retry_after_ms(), Some(7_000));
+    assert!(r.to_string().contains("7 s"), "{r}");
+    // Questions count as posts too.
+    let r = h.err(
+        &a,
+        Command::AskQuestion {
+            text: "Også for hurtigt".into(),
+            anonymous: false,
+        },
+    );
+    assert_eq!(r.retry_after_ms(), Some(7_000));
+    h.advance(6_999);
+    assert_eq!(
+        h.err(&a, Command::PostComment { text: "x".into() })
+            .retry_after_ms(),
+        Some(1)
+    );
+    h.advance(1);
+    h.ok(
+        &a,
+        Command::AskQuestion {
+            text: "Nu".into(),
+            anonymous: false,
+        },
+    );
+    h.advance(1);
+    assert_eq!(
+        h.err(&a, Command::PostComment { text: "x".into() })
+            .retry_after_ms(),
+        Some(9_999)
+    );
+    // Votes are not posts.
+    let q = h.ask_approved(&citizen("bo"), "Bos spørgsmål");
+    h.ok(&a, Command::Upvote { question: q });
+
+    // Staff are exempt.
+    for staff in [moderator(), speaker(), organizer()] {
+        h.ok(&staff, Command::PostComment { text: "1".into() });
+        h.ok(&staff, Command::PostComment { text: "2".into() });
+    }
+
+    // 0 turns it off.
+    h.ok(&moderator(), Command::SetSlowMode { seconds: 0 });
+    h.ok(
+        &a,
+        Command::PostComment {
+            text: "Fri igen".into(),
+        },
+    );
+    h.ok(
+        &a,
+        Command::PostComment {
+            text: "Og igen".into(),
+        },
+    );
+}
+
+#[test]
+fn closed_qa_and_chat_stop_citizens_but_not_staff() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let q = h.ask_approved(&a, "Før lukning");
+
+    h.ok(&moderator(), Command::SetQaOpen { open: false });
+    assert!(!h.meeting.qa_open);
+    assert_eq!(
+        h.code(
+            &a,
+            Command::AskQuestion {
+                text: "Hej".into(),
+                anonymous: false
+            }
+        ),
+        "qa_closed"
+    );
+    h.ok(
+        &moderator(),
+        Command::AskQuestion {
+            text: "Fra ordstyreren".into(),
+            anonymous: false,
+        },
+    );
+    h.ok(&a, Command::Upvote { question: q });
+    h.ok(
+        &a,
+        Command::PostComment {
+            text: "Chatten er stadig åben".into(),
+        },
+    );
+    h.ok(&moderator(), Command::SetQaOpen { open: true });
+    h.ok(
+        &a,
+        Command::AskQuestion {
+            text: "Hej".into(),
+            anonymous: false,
+        },
+    );
+
+    h.ok(&moderator(), Command::SetChatOpen { open: false });
+    assert!(!h.meeting.chat_open);
+    assert_eq!(
+        h.code(&a, Command::PostComment { text: "Hej".into() }),
+        "chat_closed"
+    );
+    h.ok(
+        &speaker(),
+        Command::PostComment {
+            text: "Fra scenen".into(),
+        },
+    );
+    h.ok(&moderator(), Command::SetChatOpen { open: true });
+    h.ok(&a, Command::PostComment { text: "Hej".into() });
+}
+
+#[test]
+fn too_many_pending_questions_are_refused_for_citizens() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let max = h.meeting.limits.max_pending_per_participant;
+    let first = h.ask(&a, "Spørgsmål 0");
+    for i in 1..max {
+        h.ask(&a, &format!("Spørgsmål {i}"));
+    }
+    let r = h.err(
+        &a,
+        Command::AskQuestion {
+            text: "En for meget".into(),
+            anonymous: false,
+        },
+    );
+    assert_eq!(r, Rejection::TooManyPending { max });
+    assert_eq!(r.code(), "too_many_pending");
+    // Other citizens are not affected.
+    h.ask(&citizen("bo"), "Mit første");
+    // A decision frees a slot.
+    h.ok(&moderator(), Command::ApproveQuestion { question: first });
+    h.ask(&a, "Nu igen");
+    assert_eq!(
+        h.code(
+            &a,
+            Command::AskQuestion {
+                text: "Og igen".into(),
+                anonymous: false
+            }
+        ),
+        "too_many_pending"
+    );
+    // Staff are not limited.
+    for i in 0..=max {
+        h.ask(&moderator(), &format!("Ordstyrer {i}"));
+    }
+}
+
+#[test]
+fn the_meeting_refuses_more_than_its_limits() {
+    let mut h = Harness::live();
+    h.meeting.limits.max_questions = 2;
+    h.meeting.limits.max_comments = 1;
+    h.ask(&citizen("anna"), "1");
+    h.ask(&citizen("bo"), "2");
+    assert_eq!(
+        h.err(
+            &citizen("carl"),
+            Command::AskQuestion {
+                text: "3".into(),
+                anonymous: false
+            }
+        ),
+        Rejection::MeetingFull { max: 2 }
+    );
+    h.ok(&citizen("carl"), Command::PostComment { text: "1".into() });
+    assert_eq!(
+        h.code(&moderator(), Command::PostComment { text: "2".into() }),
+        "meeting_full"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles
+
+/// Every command that needs a moderator, with arguments that a moderator could use.
+fn moderator_commands(
+    q: QuestionId,
+    c: CommentId,
+    p: &townhall_core::ParticipantId,
+) -> Vec<Command> {
+    vec![
+        Command::ApproveQuestion { question: q },
+        Command::RejectQuestion {
+            question: q,
+            reason: "nej".into(),
+        },
+        Command::MergeQuestion {
+            question: q,
+            into: QuestionId(q.0 + 1),
+        },
+        Command::QueueQuestion {
+            question: q,
+            position: None,
+        },
+        Command::UnqueueQuestion { question: q },
+        Command::PutOnAir { question: q },
+        Command::HideComment { comment: c },
+        Command::MuteParticipant {
+            participant: p.clone(),
+        },
+        Command::UnmuteParticipant {
+            participant: p.clone(),
+        },
+        Command::BanParticipant {
+            participant: p.clone(),
+        },
+        Command::UnbanParticipant {
+            participant: p.clone(),
+        },
+        Command::SetSlowMode { seconds: 5 },
+        Command::SetQaOpen { open: false },
+        Command::SetChatOpen { open: false },
+        Command::PinAnnouncement {
+            text: "Pause".into(),
+        },
+    ]
+}
+
+fn organizer_commands() -> Vec<Command> {
+    vec![
+        Command::CreateMeeting {
+            title: "Nyt møde".into(),
+        },
+        Command::StartMeeting,
+        Command::EndMeeting,
+    ]
+}
+
+#[test]
+fn citizens_are_forbidden_every_moderator_and_organizer_command() {
+    let mut h = Harness::scheduled();
+    let a = citizen("anna");
+    let q = h.ask(&a, "Mit spørgsmål");
+    h.ask(&a, "Et til");
+    h.ok(
+        &moderator(),
+        Command::PostComment {
+            text: "Velkommen".into(),
+        },
+    );
+    let all = moderator_commands(q, CommentId(1), &a.participant)
+        .into_iter()
+        .chain([Command::MarkAnswered { question: q }])
+        .chain(organizer_commands());
+    for cmd in all {
+        let name = cmd.name();
+        assert_eq!(h.err(&a, cmd), Rejection::Forbidden, "{name}");
+    }
+}
+
+#[test]
+fn speakers_may_only_mark_the_question_on_air_answered() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let on_air = h.ask_approved(&a, "På luften");
+    let other = h.ask_approved(&a, "Venter");
+    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    for cmd in moderator_commands(other, CommentId(1), &a.participant)
+        .into_iter()
+        .chain(organizer_commands())
+    {
+        let name = cmd.name();
+        assert_eq!(h.err(&speaker(), cmd), Rejection::Forbidden, "{name}");
+    }
+    assert_eq!(
+        h.code(&speaker(), Command::MarkAnswered { question: on_air }),
+        "invalid_state"
+    );
+    h.ok(&moderator(), Command::PutOnAir { question: on_air });
+    assert_eq!(
+        h.code(&speaker(), Command::MarkAnswered { question: other }),
+        "invalid_state"
+    );
+    h.ok(&speaker(), Command::MarkAnswered { question: on_air });
+    assert_eq!(h.status(on_air), QuestionStatus::Answered);
+    // Speakers still take part like anyone else.
+    h.ok(&speaker(), Command::Upvote { question: other });
+    h.ok(
+        &speaker(),
+        Command::SetName {
+            name: "Borgmesteren".into(),
+        },
+    );
+}
+
+#[test]
+fn moderators_may_moderate_but_not_organize() {
+    let mut h = Harness::scheduled();
+    for cmd in organizer_commands() {
+        let name = cmd.name();
+        assert_eq!(h.err(&moderator(), cmd), Rejection::Forbidden, "{name}");
+    }
+    // The organizer may moderate too.
+    h.ok(
+        &organizer(),
+        Command::PinAnnouncement {
+            text: "Vi starter kl. 19".into(),
+        },
+    );
+    assert_eq!(h.meeting.announcement.as_deref(), Some("Vi starter kl. 19"));
+    h.ok(&moderator(), Command::PinAnnouncement { text: "  ".into() });
+    assert_eq!(h.meeting.announcement, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text
+
+#[test]
+fn text_validation_errors_surface_as_codes() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    let ask = |t: &str| Command::AskQuestion {
+        text: t.into(),
+        anonymous: false,
+    };
+    assert_eq!(h.code(&a, ask("")), "text_empty");
+    assert_eq!(h.code(&a, ask(" \n\t ")), "text_empty");
+    assert_eq!(
+        h.err(&a, ask(&"ø".repeat(501))),
+        Rejection::Text(TextError::TooLong { len: 501, max: 500 })
+    );
+    assert_eq!(h.code(&a, ask("a\u{7}b")), "text_invalid");
+    assert_eq!(h.code(&a, ask("abc\u{202E}cba")), "text_invalid");
+    h.ok(&a, ask(&"ø".repeat(500)));
+
+    let comment = |t: &str| Command::PostComment { text: t.into() };
+    assert_eq!(h.code(&a, comment("")), "text_empty");
+    assert_eq!(h.code(&a, comment(&"x".repeat(301))), "text_too_long");
+    assert_eq!(h.code(&a, comment("\u{0}")), "text_invalid");
+
+    let name = |t: &str| Command::SetName { name: t.into() };
+    assert_eq!(h.code(&a, name(&"x".repeat(41))), "text_too_long");
+    assert_eq!(h.code(&a, name("to\nlinjer")), "text_invalid");
+    h.ok(&a, name("Anna"));
+    assert_eq!(h.meeting.name_of(&a.participant).as_deref(), Some("Anna"));
+    h.ok(&a, name(""));
+    assert_eq!(h.meeting.name_of(&a.participant), None);
+
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::PinAnnouncement {
+                text: "x".repeat(301)
+            }
+        ),
+        "text_too_long"
+    );
+    let mut fresh = Harness::new();
+    assert_eq!(
+        fresh.code(&organizer(), Command::CreateMeeting { title: " ".into() }),
+        "text_empty"
+    );
+    assert_eq!(
+        fresh.code(
+            &organizer(),
+            Command::CreateMeeting {
+                title: "t".repeat(121)
+            }
+        ),
+        "text_too_long"
+    );
+
+    // Markup is just text: stored as given, escaping is the page's job.
+    let q = h.ask(&citizen("bo"), "<img src=x onerror=alert(1)>");
+    assert_eq!(h.question(q).text, "<img src=x onerror=alert(1)>");
+    assert_eq!(TextKind::Question.max_chars(), 500);
+}
+
+#[test]
+fn rejection_codes_are_stable() {
+    let cases: Vec<(Rejection, &str)> = vec![
+        (Rejection::NoMeeting, "no_meeting"),
+        (Rejection::AlreadyCreated, "already_created"),
+        (Rejection::Forbidden, "forbidden"),
+        (Rejection::NotLive, "not_live"),
+        (Rejection::Ended, "meeting_ended"),
+        (Rejection::Banned, "banned"),
+        (Rejection::Muted, "muted"),
+        (Rejection::QaClosed, "qa_closed"),
+        (Rejection::ChatClosed, "chat_closed"),
+        (
+            Rejection::SlowMode {
+                retry_after_ms: 1500,
+            },
+            "slow_mode",
+        ),
+        (Rejection::Text(TextError::Empty), "text_empty"),
+        (
+            Rejection::Text(TextError::TooLong { len: 2, max: 1 }),
+            "text_too_long",
+        ),
+        (Rejection::Text(TextError::Invalid), "text_invalid"),
+        (Rejection::UnknownQuestion, "unknown_question"),
+        (Rejection::UnknownComment, "unknown_comment"),
+        (Rejection::UnknownParticipant, "unknown_participant"),
+        (Rejection::InvalidState("x"), "invalid_state"),
+        (Rejection::AlreadyVoted, "already_voted"),
+        (Rejection::NotVoted, "not_voted"),
+        (Rejection::InvalidMerge, "invalid_merge"),
+        (Rejection::TooManyPending { max: 5 }, "too_many_pending"),
+        (Rejection::MeetingFull { max: 5 }, "meeting_full"),
+    ];
+    for (r, code) in &cases {
+        assert_eq!(r.code(), *code);
+        assert!(!r.to_string().is_empty());
+        assert_eq!(r.retry_after_ms().is_some(), *code == "slow_mode");
+    }
+    assert_eq!(
+        Rejection::SlowMode {
+            retry_after_ms: 1500
+        }
+        .to_string(),
+        "slow mode is on: wait 2 s before posting again"
+    );
+    assert!(
+        Rejection::TooManyPending { max: 5 }
+            .to_string()
+            .contains('5')
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and anonymity
+
+#[test]
+fn anonymous_questions_hide_the_author_from_other_citizens_only() {
+    let mut h = Harness::live();
+    let (a, b) = (citizen("anna"), citizen("bo"));
+    h.name(&a, "Anna Hansen");
+    let anon = h.ask_anonymous(&a, "Hvad tjener borgmesteren?");
+    let named = h.ask(&a, "Hvornår er der valg?");
+    h.ok(&moderator(), Command::ApproveQuestion { question: anon });
+    h.ok(&moderator(), Command::ApproveQuestion { question: named });
+    // The name is kept as it was when asking.
+    h.name(&a, "Anna H.");
+    assert_eq!(h.question(anon).author_name.as_deref(), Some("Anna Hansen"));
+
+    let public = Snapshot::of(&h.meeting, &viewer(&b));
+    let v = question_in(&public, anon).unwrap();
+    assert!(v.anonymous);
+    assert_eq!(v.author_name, None);
+    assert_eq!(v.author, None);
+    assert!(!v.mine);
+    let v = question_in(&public, named).unwrap();
+    assert_eq!(v.author_name.as_deref(), Some("Anna Hansen"));
+    assert_eq!(v.author, None, "author ids are for staff only");
+
+    let own = Snapshot::of(&h.meeting, &viewer(&a));
+    let v = question_in(&own, anon).unwrap();
+    assert_eq!(v.author_name.as_deref(), Some("Anna Hansen"));
+    assert_eq!(v.author, None);
+    assert!(v.mine);
+
+    for staff in [moderator(), speaker(), organizer()] {
+        let s = Snapshot::of(&h.meeting, &viewer(&staff));
+        let v = question_in(&s, anon).unwrap();
+        assert_eq!(v.author_name.as_deref(), Some("Anna Hansen"));
+        assert_eq!(v.author.as_ref(), Some(&a.participant));
+        assert!(!v.mine);
+    }
+
+    // The same three perspectives directly.
+    let q = h.question(anon);
+    assert_eq!(QuestionView::of(q, Perspective::Public).author_name, None);
+    assert_eq!(QuestionView::of(q, Perspective::Author).author, None);
+    assert_eq!(
+        QuestionView::of(q, Perspective::Staff).author,
+        Some(a.participant.clone())
+    );
+
+    // And in the live frames of an approval.
+    let anon2 = h.ask_anonymous(&a, "Nummer to");
+    let recs = h.ok(&moderator(), Command::ApproveQuestion { question: anon2 });
+    let to_bo = frames_to(&h, &recs[0], &viewer(&b));
+    assert_eq!(to_bo.len(), 1);
+    assert_eq!(to_bo[0].questions.len(), 1);
+    assert_eq!(to_bo[0].questions[0].author_name, None);
+    assert_eq!(to_bo[0].questions[0].author, None);
+    let to_anna = frames_to(&h, &recs[0], &viewer(&a));
+    assert_eq!(
+        to_anna[0].questions[0].author_name.as_deref(),
+        Some("Anna H.")
+    );
+    assert!(to_anna[0].questions[0].mine);
+    let to_staff = frames_to(&h, &recs[0], &viewer(&moderator()));
+    assert_eq!(
+        to_staff[0].questions[0].author.as_ref(),
+        Some(&a.participant)
+    );
+}
+
+#[test]
+fn comment_author_ids_are_for_staff_only() {
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    h.name(&a, "Anna");
+    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    let c = &Snapshot::of(&h.meeting, &viewer(&citizen("bo"))).comments[0];
+    assert_eq!(
+        (c.author_name.as_deref(), c.author.as_ref()),
+        (Some("Anna"), None)
+    );
+    let c = &Snapshot::of(&h.meeting, &viewer(&moderator())).comments[0];
+    assert_eq!(c.author.as_ref(), Some(&a.participant));
+    assert!(
+        Snapshot::of(&h.meeting, &viewer(&a))
+            .participants
+            .is_empty()
+    );
+    let staff = Snapshot::of(&h.meeting, &viewer(&moderator()));
+    assert!(staff.participants.iter().any(|p| p.id == a.participant));
+}
+
+#[test]
+fn pending_questions_are_visible_to_their_author_and_staff_only() {
+    let mut h = Harness::live();
+    let (a, b) = (citizen("anna"), citizen("bo"));
+    let q = h.ask(&a, "Venter");
+    let recs = h.log.last().cloned().unwrap();
+    assert!(question_in(&Snapshot::of(&h.meeting, &viewer(&a)), q).is_some());
+    assert!(question_in(&Snapshot::of(&h.meeting, &viewer(&moderator())), q).is_some());
+    assert!(question_in(&Snapshot::of(&h.meeting, &viewer(&b)), q).is_none());
+    assert!(frames_to(&h, &recs, &viewer(&b)).is_empty());
+    assert_eq!(frames_to(&h, &recs, &viewer(&a)).len(), 1);
+    assert_eq!(frames_to(&h, &recs, &viewer(&speaker())).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+fn round_trip<T>(value: &T) -> String
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let json = serde_json::to_string(value).unwrap();
+    let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+    assert_eq!(&back, value, "{json}");
+    json
+}
+
+fn every_command() -> Vec<Command> {
+    let p = pid("anna");
+    let mut all = vec![
+        Command::SetName {
+            name: "Anna".into(),
+        },
+        Command::AskQuestion {
+            text: "Hvornår?".into(),
+            anonymous: true,
+        },
+        Command::AskQuestion {
+            text: "Hvornår?".into(),
+            anonymous: false,
+        },
+        Command::Upvote {
+            question: QuestionId(1),
+        },
+        Command::RetractUpvote {
+            question: QuestionId(1),
+        },
+        Command::PostComment {
+            text: "Hej \"du\"\n".into(),
+        },
+        Command::QueueQuestion {
+            question: QuestionId(3),
+            position: Some(0),
+        },
+        Command::MarkAnswered {
+            question: QuestionId(2),
+        },
+    ];
+    all.extend(moderator_commands(QuestionId(1), CommentId(4), &p));
+    all.extend(organizer_commands());
+    all
+}
+
+#[test]
+fn commands_round_trip_through_json() {
+    let all = every_command();
+    let names: BTreeSet<_> = all.iter().map(Command::name).collect();
+    assert_eq!(names.len(), 24, "every variant is covered");
+    for cmd in &all {
+        let json = round_trip(cmd);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["type"], cmd.name());
+    }
+    let parse = |s: &str| serde_json::from_str::<Command>(s);
+    assert_eq!(
+        parse(r#"{"type":"start_meeting"}"#).unwrap(),
+        Command::StartMeeting
+    );
+    assert_eq!(
+        parse(r#"{"type":"queue_question","question":3}"#).unwrap(),
+        Command::QueueQuestion {
+            question: QuestionId(3),
+            position: None
+        }
+    );
+    assert_eq!(
+        parse(r#"{"type":"ask_question","text":"x"}"#).unwrap(),
+        Command::AskQuestion {
+            text: "x".into(),
+            anonymous: false
+        }
+    );
+    assert!(parse(r#"{"type":"upvote","question":1,"extra":true}"#).is_err());
+    assert!(parse(r#"{"type":"mute_participant","participant":"a b"}"#).is_err());
+    assert!(parse(r#"{"type":"upvote","question":-1}"#).is_err());
+}
+
+#[test]
+fn events_round_trip_through_json() {
+    let q = QuestionId(3);
+    let p = pid("anna");
+    let kinds = vec![
+        EventKind::MeetingCreated {
+            title: "Møde".into(),
+        },
+        EventKind::MeetingStarted,
+        EventKind::MeetingEnded,
+        EventKind::ParticipantRenamed {
+            name: Some("Anna".into()),
+        },
+        EventKind::ParticipantRenamed { name: None },
+        EventKind::QuestionAsked {
+            question: q,
+            text: "Hvad?".into(),
+            anonymous: true,
+            author_name: None,
+        },
+        EventKind::QuestionApproved { question: q },
+        EventKind::QuestionRejected {
+            question: q,
+            reason: "nej".into(),
+        },
+        EventKind::QuestionMerged {
+            question: q,
+            into: QuestionId(1),
+        },
+        EventKind::QuestionQueued {
+            question: q,
+            position: 2,
+        },
+        EventKind::QuestionUnqueued { question: q },
+        EventKind::QuestionOnAir { question: q },
+        EventKind::QuestionAnswered { question: q },
+        EventKind::VoteCast { question: q },
+        EventKind::VoteRetracted { question: q },
+        EventKind::CommentPosted {
+            comment: CommentId(1),
+            text: "hej".into(),
+            author_name: Some("A".into()),
+        },
+        EventKind::CommentHidden {
+            comment: CommentId(1),
+        },
+        EventKind::ParticipantMuted {
+            participant: p.clone(),
+        },
+        EventKind::ParticipantUnmuted {
+            participant: p.clone(),
+        },
+        EventKind::ParticipantBanned {
+            participant: p.clone(),
+        },
+        EventKind::ParticipantUnbanned {
+            participant: p.clone(),
+        },
+        EventKind::SlowModeSet { seconds: 30 },
+        EventKind::QaOpened,
+        EventKind::QaClosed,
+        EventKind::ChatOpened,
+        EventKind::ChatClosed,
+        EventKind::AnnouncementPinned {
+            text: Some("Pause".into()),
+        },
+        EventKind::AnnouncementPinned { text: None },
+    ];
+    let names: BTreeSet<_> = kinds.iter().map(EventKind::name).collect();
+    assert_eq!(names.len(), 26, "every variant is covered");
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let rec = Recorded {
+            offset: i as u64 + 1,
+            event: Event {
+                at: Timestamp(T0 + i as u64),
+                by: p.clone(),
+                kind,
+            },
+        };
+        let json = round_trip(&rec);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["offset"], i as u64 + 1);
+        assert_eq!(v["by"], "anna");
+        assert_eq!(v["type"], rec.event.kind.name());
+        round_trip(&rec.event);
+    }
+}
+
+#[test]
+fn server_messages_round_trip_through_json() {
+    // A real snapshot with every kind of content.
+    let mut h = Harness::live();
+    let a = citizen("anna");
+    h.name(&a, "Anna");
+    let q = h.ask_approved(&a, "Hvornår?");
+    h.ask_anonymous(&a, "Anonymt");
+    let r = h.ask(&a, "Afvist");
+    h.ok(
+        &moderator(),
+        Command::RejectQuestion {
+            question: r,
+            reason: "nej".into(),
+        },
+    );
+    h.ok(&a, Command::Upvote { question: q });
+    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(
+        &moderator(),
+        Command::PinAnnouncement {
+            text: "Pause".into(),
+        },
+    );
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion {
+            question: q,
+            position: None,
+        },
+    );
+    h.ok(
+        &moderator(),
+        Command::MuteParticipant {
+            participant: a.participant.clone(),
+        },
+    );
+    let snapshot = Snapshot::of(&h.meeting, &viewer(&moderator()));
+    assert!(!snapshot.participants.is_empty());
+    let cv: CommentView = snapshot.comments[0].clone();
+    let hidden = CommentView {
+        hidden: true,
+        ..cv.clone()
+    };
+
+    let mut tallies = BTreeMap::new();
+    tallies.insert(q, 3);
+    tallies.insert(QuestionId(12), 0);
+    let frame = |f: EventFrame| ServerMessage::Event(Box::new(f));
+    let messages = vec![
+        ServerMessage::Welcome {
+            protocol: PROTOCOL_VERSION,
+            participant: a.participant.clone(),
+            role: Role::Citizen,
+            session: "s.sig".into(),
+        },
+        ServerMessage::Snapshot(Box::new(snapshot.clone())),
+        ServerMessage::Snapshot(Box::new(Snapshot::of(&h.meeting, &viewer(&a)))),
+        frame(EventFrame {
+            offset: 3,
+            kind: "meeting_started".into(),
+            ..EventFrame::default()
+        }),
+        frame(EventFrame {
+            offset: 4,
+            kind: "question_merged".into(),
+            questions: snapshot.questions.clone(),
+            meeting: Some(MeetingView::of(&h.meeting)),
+            ..EventFrame::default()
+        }),
+        frame(EventFrame {
+            offset: 5,
+            kind: "comment_posted".into(),
+            comment: Some(cv),
+            ..EventFrame::default()
+        }),
+        frame(EventFrame {
+            offset: 5,
+            kind: "comment_hidden".into(),
+            comment: Some(hidden),
+            ..EventFrame::default()
+        }),
+        frame(EventFrame {
+            offset: 6,
+            kind: "comment_hidden".into(),
+            comment_removed: Some(CommentId(1)),
+            ..EventFrame::default()
+        }),
+        frame(EventFrame {
+            offset: 8,
+            kind: "participant_muted".into(),
+            participant: Some(ParticipantView {
+                id: a.participant.clone(),
+                name: None,
+                muted: true,
+                banned: false,
+            }),
+            you: Some(YouView::of(&h.meeting, &a.participant)),
+            ..EventFrame::default()
+        }),
+        frame(EventFrame {
+            offset: 11,
+            kind: "vote_cast".into(),
+            voted: Some(Voted {
+                question: q,
+                voted: true,
+            }),
+            ..EventFrame::default()
+        }),
+        ServerMessage::Votes {
+            offset: 10,
+            tallies,
+        },
+        ServerMessage::Presence {
+            offset: 12,
+            online: 40,
+        },
+        ServerMessage::Ack {
+            reference: 1,
+            offset: 12,
+        },
+        ServerMessage::error(Some(2), "slow_mode", "wait"),
+        ServerMessage::Error {
+            reference: None,
+            code: "x".into(),
+            message: "y".into(),
+            retry_after_ms: Some(5),
+        },
+        ServerMessage::Resync {
+            reason: "lagging".into(),
+        },
+        ServerMessage::Pong,
+        ServerMessage::Bye {
+            code: "banned".into(),
+            message: "bye".into(),
+        },
+    ];
+    for msg in &messages {
+        let json = round_trip(msg);
+        assert!(json.starts_with(r#"{"t":""#), "{json}");
+    }
+    // Tallies are keyed by question id as a JSON string.
+    let votes = serde_json::to_value(&messages[10]).unwrap();
+    assert_eq!(votes["tallies"]["1"], 3);
+}
+
+#[test]
+fn client_messages_round_trip_through_json() {
+    let messages = [
+        ClientMessage::Hello {
+            meeting: townhall_core::MeetingId::parse("m1").unwrap(),
+            since: Some(4),
+            token: Some("tok".into()),
+            session: Some("sess".into()),
+        },
+        ClientMessage::Hello {
+            meeting: townhall_core::MeetingId::parse("m1").unwrap(),
+            since: None,
+            token: None,
+            session: None,
+        },
+        ClientMessage::Ping,
+    ];
+    for msg in messages
+        .iter()
+        .cloned()
+        .chain(
+            every_command()
+                .into_iter()
+                .enumerate()
+                .map(|(i, cmd)| ClientMessage::Cmd {
+                    reference: i as u64,
+                    cmd,
+                }),
+        )
+    {
+        round_trip(&msg);
+    }
+    assert_eq!(
+        serde_json::to_string(&ClientMessage::Ping).unwrap(),
+        r#"{"t":"ping"}"#
+    );
+    assert!(serde_json::from_str::<ClientMessage>(r#"{"t":"hello","meeting":"a/b"}"#).is_err());
+}
