@@ -64,6 +64,12 @@ impl RoomHandle {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// Sends a message to the room; `false` if it has stopped. Sessions use this; so do
+    /// benchmarks that drive a room without sockets.
+    pub async fn send(&self, msg: RoomMsg) -> bool {
+        self.tx.send(msg).await.is_ok()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
