@@ -276,8 +276,10 @@ fn question_frames(
             },
         ));
     }
+    // Queue and on-air slot only ever hold public questions, so when none of these questions
+    // is public, nothing other citizens see has changed: they don't even learn that it happened.
     let public = views(&|q| q.public.then_some(Perspective::Public));
-    if !public.is_empty() || meeting.is_some() {
+    if !public.is_empty() {
         out.push(send(
             Audience::new(Class::Citizens, Target::Except(authors)),
             EventFrame {

@@ -15,7 +15,7 @@ use townhall_core::{
     Actor, Command, Event, EventKind, Meeting, MeetingId, ParticipantId, Recorded, Role, Timestamp,
 };
 use townhall_hub::auth::{self, SessionKey};
-use townhall_hub::room::{Join, Out, Outbox, RoomMsg};
+use townhall_hub::room::{Join, Outbox, RoomMsg};
 use townhall_hub::{Hub, HubConfig, HubMetrics, SystemClock};
 use townhall_store::{Durability, EventLog, MemoryLog, SqliteLog};
 
@@ -159,6 +159,7 @@ fn fanout(c: &mut Criterion) {
                 outbox: Outbox {
                     tx,
                     lagged: Arc::new(AtomicBool::new(false)),
+                    kick: Arc::new(tokio::sync::watch::channel(None).0),
                 },
                 reply,
             };
@@ -197,9 +198,7 @@ fn fanout(c: &mut Criterion) {
                     for rx in &mut outboxes {
                         loop {
                             match rx.recv().await {
-                                Some(Out::Frame(f))
-                                    if f.as_str().starts_with("{\"t\":\"event\"") =>
-                                {
+                                Some(f) if f.as_str().starts_with("{\"t\":\"event\"") => {
                                     break;
                                 }
                                 Some(_) => continue,

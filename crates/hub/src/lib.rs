@@ -97,6 +97,9 @@ struct IpState {
 
 type RoomCell = Arc<OnceCell<RoomHandle>>;
 
+/// Addresses without connections kept for their rate budget before pruning.
+const MAX_IDLE_IPS: usize = 10_000;
+
 #[derive(Debug)]
 pub struct Hub {
     log: Arc<dyn EventLog>,
@@ -174,7 +177,8 @@ impl Hub {
                     .await?
                     .ok_or(HubError::NoMeeting)?;
                     let (tx, rx) = mpsc::channel(8192);
-                    tokio::spawn(room.run(rx));
+                    let span = tracing::info_span!("meeting", meeting_id = %id);
+                    tokio::spawn(tracing::Instrument::instrument(room.run(rx), span));
                     Ok::<_, HubError>(RoomHandle { tx })
                 })
                 .await;
@@ -360,9 +364,11 @@ impl Hub {
         let mut ips = self.ips.lock().expect("ips lock is never poisoned");
         if let Some(state) = ips.get_mut(&ip) {
             state.connections = state.connections.saturating_sub(1);
-            if state.connections == 0 {
-                ips.remove(&ip);
-            }
+        }
+        // Entries outlive their last connection, so reconnecting does not refill the budget;
+        // idle ones are dropped once the map grows.
+        if ips.len() > MAX_IDLE_IPS {
+            ips.retain(|_, s| s.connections > 0);
         }
     }
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use townhall_core::fanout::{self, Audience, Update};
 use townhall_core::view::{Snapshot, Viewer};
@@ -27,22 +27,36 @@ use tracing::{debug, error, info, warn};
 
 pub type SessionId = u64;
 
-/// What the room pushes to a session's writer.
-#[derive(Debug)]
-pub enum Out {
-    Frame(Utf8Bytes),
-    /// Flush what is queued, then close the connection.
-    Close,
+/// Why the server ends a connection: sent to the client as `bye`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kick {
+    pub code: &'static str,
+    pub message: String,
 }
 
-/// The room's end of one session's bounded outgoing queue.
+/// The room's end of one session: its bounded outgoing queue and its controls.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    pub tx: mpsc::Sender<Out>,
+    pub tx: mpsc::Sender<Utf8Bytes>,
     /// Set by the room when the queue overflowed: the writer drops what is queued and asks for
     /// a resync.
     pub lagged: Arc<AtomicBool>,
+    /// Ends the connection whatever is queued (ban, deletion, shutdown, new links); works even
+    /// when the queue is full or the client has stopped reading.
+    pub kick: Arc<watch::Sender<Option<Kick>>>,
 }
+
+impl Outbox {
+    pub fn kick(&self, code: &'static str, message: impl Into<String>) {
+        self.kick.send_replace(Some(Kick {
+            code,
+            message: message.into(),
+        }));
+    }
+}
+
+/// Replies kept for a lagging session until its resync (bounded).
+const MAX_DEFERRED_REPLIES: usize = 256;
 
 /// Why a session could not join.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +126,8 @@ struct Slot {
     viewer: Viewer,
     outbox: Outbox,
     lagging: bool,
+    /// Acks and errors that arrived while lagging; sent after the resync snapshot.
+    deferred: Vec<Utf8Bytes>,
 }
 
 enum ReplyTo {
@@ -184,9 +200,6 @@ impl Room {
     /// The actor loop; returns when the room is closed or has been idle long enough.
     pub async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
         let id = self.meeting.id.clone();
-        let span = tracing::info_span!("meeting", meeting_id = %id);
-        let _enter = span.enter();
-        drop(_enter);
         info!(meeting_id = %id, offset = self.meeting.offset, "room started");
         self.metrics.rooms.inc();
         let mut tick = interval(self.config.tick());
@@ -246,6 +259,13 @@ impl Room {
                 RoomMsg::SetTokenHashes { moderator, studio } => {
                     self.record.moderator_token_hash = moderator;
                     self.record.studio_token_hash = studio;
+                    // Whoever joined with an old link loses its role now, not at their next join.
+                    for slot in self.slots.iter().filter(|s| s.viewer.role.is_staff()) {
+                        slot.outbox.kick(
+                            "links_replaced",
+                            "the organizer issued new links for this meeting",
+                        );
+                    }
                 }
                 RoomMsg::Close { code, message } => {
                     self.close_all(code, &message);
@@ -333,6 +353,15 @@ impl Room {
                         warn!(meeting_id = %self.meeting.id, expected = base, actual, "log moved on; deciding the batch again");
                         attempt += 1;
                         if self.reload().await.is_ok() {
+                            // Another writer's events were never published here: start the
+                            // history afresh and bring every session up to date.
+                            self.history =
+                                History::new(self.config.history_frames, self.meeting.offset);
+                            let sessions: Vec<SessionId> =
+                                self.slots.iter().map(|s| s.id).collect();
+                            for session in sessions {
+                                self.resync(session);
+                            }
                             continue;
                         }
                         return self.give_up(pending, results);
@@ -391,16 +420,12 @@ impl Room {
             }
         }
         for p in disconnect {
-            let bye = serialise(&ServerMessage::Bye {
-                code: "banned".into(),
-                message: "a moderator has removed you from this meeting".into(),
-            });
             for sid in self.by_participant.get(&p).cloned().unwrap_or_default() {
                 if let Some(&i) = self.index.get(&sid) {
                     let slot = &self.slots[i];
                     if !slot.viewer.role.is_staff() {
-                        let _ = slot.outbox.tx.try_send(Out::Frame(bye.clone()));
-                        let _ = slot.outbox.tx.try_send(Out::Close);
+                        slot.outbox
+                            .kick("banned", "a moderator has removed you from this meeting");
                     }
                 }
             }
@@ -501,9 +526,17 @@ impl Room {
         self.metrics.deliveries.inc_by(delivered);
     }
 
+    /// A reply to one session. Replies are never dropped for lagging: they wait for the resync.
     fn send_to(&mut self, session: SessionId, bytes: Utf8Bytes) {
         if let Some(&i) = self.index.get(&session) {
-            push(&mut self.slots[i], &bytes, &self.metrics);
+            let slot = &mut self.slots[i];
+            if slot.lagging {
+                if slot.deferred.len() < MAX_DEFERRED_REPLIES {
+                    slot.deferred.push(bytes);
+                }
+            } else {
+                push(slot, &bytes, &self.metrics);
+            }
         }
     }
 
@@ -567,6 +600,7 @@ impl Room {
             viewer,
             outbox: join.outbox,
             lagging: false,
+            deferred: Vec::new(),
         };
         let welcome = ServerMessage::Welcome {
             protocol: PROTOCOL_VERSION,
@@ -666,16 +700,20 @@ impl Room {
         });
         push(slot, &notice, &self.metrics);
         push(slot, &serialise(&snapshot), &self.metrics);
+        for reply in std::mem::take(&mut slot.deferred) {
+            push(slot, &reply, &self.metrics);
+        }
+        let online = self.slots.len() as u32;
+        let presence = serialise(&ServerMessage::Presence {
+            offset: self.meeting.offset,
+            online,
+        });
+        push(&mut self.slots[i], &presence, &self.metrics);
     }
 
     fn close_all(&mut self, code: &'static str, message: &str) {
-        let bye = serialise(&ServerMessage::Bye {
-            code: code.into(),
-            message: message.into(),
-        });
-        for slot in &mut self.slots {
-            let _ = slot.outbox.tx.try_send(Out::Frame(bye.clone()));
-            let _ = slot.outbox.tx.try_send(Out::Close);
+        for slot in &self.slots {
+            slot.outbox.kick(code, message);
         }
     }
 }
@@ -695,7 +733,7 @@ fn push(slot: &mut Slot, bytes: &Utf8Bytes, metrics: &HubMetrics) -> bool {
     if slot.lagging {
         return false;
     }
-    match slot.outbox.tx.try_send(Out::Frame(bytes.clone())) {
+    match slot.outbox.tx.try_send(bytes.clone()) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             slot.lagging = true;

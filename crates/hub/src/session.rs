@@ -1,7 +1,7 @@
 //! One WebSocket connection: handshake, reading and rate-limiting client frames, and writing
 //! the room's frames in batches (one flush per wake-up, not per frame).
 
-use crate::room::{Join, JoinError, Out, Outbox, RoomMsg, SessionId};
+use crate::room::{Join, JoinError, Kick, Outbox, RoomMsg, SessionId};
 use crate::{Hub, HubError, RoomHandle, TokenBucket};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout};
 use townhall_core::wire::{ClientMessage, ServerMessage};
 use townhall_core::{MeetingId, Offset, ParticipantId};
@@ -92,7 +92,9 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
     let hello = match read_hello(&hub, &mut stream).await {
         Ok(h) => h,
         Err((code, message)) => {
-            hub.metrics.rejections.with_label_values(&[code]).inc();
+            if code != "closed" {
+                hub.metrics.rejections.with_label_values(&[code]).inc();
+            }
             bye_and_close(&mut sink, code, &message).await;
             return;
         }
@@ -103,91 +105,112 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
         .as_deref()
         .and_then(|s| hub.session_key.verify(s))
         .unwrap_or(identity.participant);
-    let room = match hub.room(&hello.meeting).await {
-        Ok(room) => room,
-        Err(HubError::NoMeeting) => {
-            bye_and_close(
-                &mut sink,
-                "no_meeting",
-                "there is no meeting with this link",
-            )
-            .await;
-            return;
-        }
-        Err(HubError::Store(e)) => {
-            warn!(error = %e, "could not load meeting");
-            bye_and_close(
-                &mut sink,
-                "unavailable",
-                "the meeting cannot be loaded right now",
-            )
-            .await;
-            return;
-        }
-    };
-
     let (tx, rx) = mpsc::channel(hub.config.outbox_frames);
     let lagged = Arc::new(AtomicBool::new(false));
+    let (kick, kicked) = watch::channel(None);
+    let kick = Arc::new(kick);
     let outbox = Outbox {
         tx: tx.clone(),
         lagged: lagged.clone(),
+        kick: kick.clone(),
     };
-    let (reply, joined) = oneshot::channel();
-    let join = Join {
-        session: session_id,
-        participant: participant.clone(),
-        session_token: hub.session_key.sign(&participant),
-        token: hello.token,
-        since: hello.since,
-        outbox,
-        reply,
-    };
-    if room.tx.send(RoomMsg::Join(Box::new(join))).await.is_err() {
+    let session_token = hub.session_key.sign(&participant);
+    // A room that has just stopped for being idle is loaded again: try a few times.
+    let mut joined_room = None;
+    for _ in 0..3 {
+        let room = match hub.room(&hello.meeting).await {
+            Ok(room) => room,
+            Err(HubError::NoMeeting) => {
+                bye_and_close(
+                    &mut sink,
+                    "no_meeting",
+                    "there is no meeting with this link",
+                )
+                .await;
+                return;
+            }
+            Err(HubError::Store(e)) => {
+                warn!(error = %e, "could not load meeting");
+                bye_and_close(
+                    &mut sink,
+                    "unavailable",
+                    "the meeting cannot be loaded right now",
+                )
+                .await;
+                return;
+            }
+        };
+        let (reply, joined) = oneshot::channel();
+        let join = Join {
+            session: session_id,
+            participant: participant.clone(),
+            session_token: session_token.clone(),
+            token: hello.token.clone(),
+            since: hello.since,
+            outbox: outbox.clone(),
+            reply,
+        };
+        if !room.send(RoomMsg::Join(Box::new(join))).await {
+            continue;
+        }
+        match joined.await {
+            Ok(Ok(_role)) => {
+                joined_room = Some(room);
+                break;
+            }
+            Ok(Err(JoinError::BadToken)) => {
+                hub.metrics
+                    .rejections
+                    .with_label_values(&["bad_token"])
+                    .inc();
+                bye_and_close(
+                    &mut sink,
+                    "bad_token",
+                    "this moderator or studio link is not valid",
+                )
+                .await;
+                return;
+            }
+            Ok(Err(JoinError::Banned)) => {
+                bye_and_close(
+                    &mut sink,
+                    "banned",
+                    "a moderator has removed you from this meeting",
+                )
+                .await;
+                return;
+            }
+            Err(_) => continue,
+        }
+    }
+    let Some(room) = joined_room else {
         bye_and_close(&mut sink, "unavailable", "the meeting closed; try again").await;
         return;
-    }
-    match joined.await {
-        Ok(Ok(_role)) => {}
-        Ok(Err(JoinError::BadToken)) => {
-            hub.metrics
-                .rejections
-                .with_label_values(&["bad_token"])
-                .inc();
-            bye_and_close(
-                &mut sink,
-                "bad_token",
-                "this moderator or studio link is not valid",
-            )
-            .await;
-            return;
-        }
-        Ok(Err(JoinError::Banned)) => {
-            bye_and_close(
-                &mut sink,
-                "banned",
-                "a moderator has removed you from this meeting",
-            )
-            .await;
-            return;
-        }
-        Err(_) => {
-            bye_and_close(&mut sink, "unavailable", "the meeting closed; try again").await;
-            return;
-        }
-    }
+    };
     debug!(meeting_id = %hello.meeting, "joined");
 
-    let writer =
-        tokio::spawn(write_loop(sink, rx, lagged, room.clone(), session_id).in_current_span());
-    read_loop(&hub, &mut stream, &room, &tx, session_id, identity.ip).await;
+    let writer = tokio::spawn(
+        write_loop(sink, rx, lagged, kicked.clone(), room.clone(), session_id).in_current_span(),
+    );
+    read_loop(
+        &hub,
+        &mut stream,
+        &room,
+        &tx,
+        &outbox,
+        kicked,
+        session_id,
+        identity.ip,
+    )
+    .await;
     let _ = room
-        .tx
         .send(RoomMsg::Leave {
             session: session_id,
         })
         .await;
     drop(tx);
-    // The writer ends when the room has dropped its end of the outbox too.
+    drop(outbox);
+    // The writer ends when the room has dropped its end of the outbox too, or on a kick.
     if timeout(Duration::from_secs(5), writer).await.is_err() {
         debug!("writer did not finish in time");
     }
@@ -255,12 +278,15 @@ fn malformed_message(e: &serde_json::Error) -> String {
     s
 }
 
-/// Reads client frames until the connection ends or misbehaves too long.
+/// Reads client frames until the connection ends, is kicked, or misbehaves too long.
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     hub: &Hub,
     stream: &mut SplitStream<WebSocket>,
     room: &RoomHandle,
-    tx: &mpsc::Sender<Out>,
+    tx: &mpsc::Sender<Utf8Bytes>,
+    outbox: &Outbox,
+    mut kicked: watch::Receiver<Option<Kick>>,
     session: SessionId,
     ip: IpAddr,
 ) {
@@ -272,32 +298,10 @@ async fn read_loop(
     let idle = Duration::from_secs(config.idle_timeout_secs);
     let reply = |msg: ServerMessage| {
         // If the outbox is full the client is being resynced anyway; the reply can go.
-        let _ = tx.try_send(Out::Frame(frame(&msg)));
+        let _ = tx.try_send(frame(&msg));
     };
-    loop {
-        let msg = match timeout(idle, stream.next()).await {
-            Err(_) => {
-                debug!("idle timeout");
-                reply(ServerMessage::Bye {
-                    code: "idle".into(),
-                    message: "no frames for too long".into(),
-                });
-                let _ = tx.try_send(Out::Close);
-                return;
-            }
-            Ok(None) | Ok(Some(Err(_))) => return,
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => Utf8Bytes::from_static("\u{0}binary"),
-        };
-        let refused = |code: &'static str,
-                       message: String,
-                       retry: Option<Duration>,
-                       reference: Option<u64>| {
+    let refused =
+        |code: &'static str, message: String, retry: Option<Duration>, reference: Option<u64>| {
             hub.metrics.rejections.with_label_values(&[code]).inc();
             ServerMessage::Error {
                 reference,
@@ -306,69 +310,96 @@ async fn read_loop(
                 retry_after_ms: retry.map(|d| d.as_millis() as u64 + 1),
             }
         };
-        let outcome: Option<ServerMessage> = if let Err(wait) = frames.try_take(Instant::now()) {
-            Some(refused(
-                "rate_limited",
-                "too many frames; slow down".into(),
-                Some(wait),
-                None,
-            ))
-        } else if text.len() > config.max_frame_bytes {
-            Some(refused(
-                "frame_too_large",
-                format!("frames are limited to {} bytes", config.max_frame_bytes),
-                None,
-                None,
-            ))
-        } else if text.as_str() == "\u{0}binary" {
-            Some(refused(
+    loop {
+        let next = tokio::select! {
+            _ = kicked.changed() => return,
+            next = timeout(idle, stream.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => {
+                debug!("idle timeout");
+                outbox.kick("idle", "no frames for too long");
+                return;
+            }
+            Ok(None) | Ok(Some(Err(_))) => return,
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let text = match msg {
+            Message::Text(t) => Some(t),
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => None,
+        };
+        let outcome: Option<ServerMessage> = match text {
+            None => Some(refused(
                 "malformed",
                 "binary frames are not supported".into(),
                 None,
                 None,
-            ))
-        } else {
-            match serde_json::from_str::<ClientMessage>(&text) {
+            )),
+            Some(t) if t.len() > config.max_frame_bytes => Some(refused(
+                "frame_too_large",
+                format!("frames are limited to {} bytes", config.max_frame_bytes),
+                None,
+                None,
+            )),
+            // Parsed before rate limiting, so a refused command still names its `ref`.
+            Some(t) => match serde_json::from_str::<ClientMessage>(&t) {
                 Err(e) => Some(refused("malformed", malformed_message(&e), None, None)),
-                Ok(ClientMessage::Ping) => {
-                    reply(ServerMessage::Pong);
-                    None
-                }
-                Ok(ClientMessage::Hello { .. }) => Some(refused(
-                    "already_joined",
-                    "this connection has already joined".into(),
-                    None,
-                    None,
-                )),
-                Ok(ClientMessage::Cmd { reference, cmd }) => {
-                    if let Err(wait) = commands
-                        .try_take(Instant::now())
-                        .and_then(|()| hub.take_ip_command(ip))
-                    {
-                        Some(refused(
+                Ok(msg) => {
+                    let reference = match &msg {
+                        ClientMessage::Cmd { reference, .. } => Some(*reference),
+                        _ => None,
+                    };
+                    match frames.try_take(Instant::now()) {
+                        Err(wait) => Some(refused(
                             "rate_limited",
-                            "too many commands; slow down".into(),
+                            "too many frames; slow down".into(),
                             Some(wait),
-                            Some(reference),
-                        ))
-                    } else {
-                        match room.tx.try_send(RoomMsg::Command {
-                            session,
                             reference,
-                            command: cmd,
-                        }) {
-                            Ok(()) => None,
-                            Err(mpsc::error::TrySendError::Full(_)) => Some(refused(
-                                "overloaded",
-                                "the meeting is very busy; try again".into(),
-                                Some(Duration::from_secs(1)),
-                                Some(reference),
+                        )),
+                        Ok(()) => match msg {
+                            ClientMessage::Ping => {
+                                reply(ServerMessage::Pong);
+                                None
+                            }
+                            ClientMessage::Hello { .. } => Some(refused(
+                                "already_joined",
+                                "this connection has already joined".into(),
+                                None,
+                                None,
                             )),
-                            Err(mpsc::error::TrySendError::Closed(_)) => return,
-                        }
+                            ClientMessage::Cmd { reference, cmd } => {
+                                match commands
+                                    .try_take(Instant::now())
+                                    .and_then(|()| hub.take_ip_command(ip))
+                                {
+                                    Err(wait) => Some(refused(
+                                        "rate_limited",
+                                        "too many commands; slow down".into(),
+                                        Some(wait),
+                                        Some(reference),
+                                    )),
+                                    Ok(()) => match room.tx.try_send(RoomMsg::Command {
+                                        session,
+                                        reference,
+                                        command: cmd,
+                                    }) {
+                                        Ok(()) => None,
+                                        Err(mpsc::error::TrySendError::Full(_)) => Some(refused(
+                                            "overloaded",
+                                            "the meeting is very busy; try again".into(),
+                                            Some(Duration::from_secs(1)),
+                                            Some(reference),
+                                        )),
+                                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                                    },
+                                }
+                            }
+                        },
                     }
                 }
-            }
+            },
         };
         match outcome {
             None => violations = 0,
@@ -377,11 +408,7 @@ async fn read_loop(
                 violations += 1;
                 if violations >= config.max_violations {
                     warn!("closing connection after repeated refused frames");
-                    reply(ServerMessage::Bye {
-                        code: "protocol_violation".into(),
-                        message: "too many refused frames in a row".into(),
-                    });
-                    let _ = tx.try_send(Out::Close);
+                    outbox.kick("protocol_violation", "too many refused frames in a row");
                     return;
                 }
             }
@@ -389,52 +416,83 @@ async fn read_loop(
     }
 }
 
+/// Whether a queued frame is a reply to a command; replies survive a resync.
+fn is_reply(frame: &Utf8Bytes) -> bool {
+    let s = frame.as_str();
+    s.starts_with("{\"t\":\"ack\"") || s.starts_with("{\"t\":\"error\"")
+}
+
 /// Writes queued frames: everything available at one wake-up goes out with a single flush.
+/// A kick ends the connection with a `bye`, even while a write is blocked on a client that
+/// stopped reading.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Out>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
     lagged: Arc<AtomicBool>,
+    mut kicked: watch::Receiver<Option<Kick>>,
     room: RoomHandle,
     session: SessionId,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = kicked.changed() => break,
+            n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
+        };
+        if n == 0 {
+            let _ = sink.close().await;
+            return;
+        }
         if lagged.load(Ordering::Acquire) {
-            // What is queued has a gap; drop it and ask for a fresh snapshot. The room queues
-            // nothing more for us until it has answered.
-            batch.clear();
-            while rx.try_recv().is_ok() {}
-            if room.tx.send(RoomMsg::Resync { session }).await.is_err() {
+            // What is queued has a gap; drop it (but not replies to commands) and ask for a
+            // fresh snapshot. The room queues nothing more for us until it has answered.
+            batch.retain(is_reply);
+            while let Ok(frame) = rx.try_recv() {
+                if is_reply(&frame) {
+                    batch.push(frame);
+                }
+            }
+            if !room.send(RoomMsg::Resync { session }).await {
                 break;
             }
-            continue;
         }
-        let mut close = false;
-        for out in batch.drain(..) {
-            match out {
-                Out::Frame(bytes) => {
-                    if sink.feed(Message::Text(bytes)).await.is_err() {
-                        return;
-                    }
-                }
-                Out::Close => {
-                    close = true;
-                    break;
-                }
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-        if close {
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1000,
-                    reason: Utf8Bytes::from_static("bye"),
-                })))
-                .await;
-            return;
+        let written = tokio::select! {
+            biased;
+            _ = kicked.changed() => None,
+            result = write_all(&mut sink, &mut batch) => Some(result),
+        };
+        match written {
+            None => break,
+            Some(Ok(())) => {}
+            Some(Err(_)) => return,
         }
     }
-    let _ = sink.close().await;
+    // Kicked: say why, but don't wait long for a client that may not be reading.
+    let kick = kicked.borrow().clone();
+    if let Some(kick) = kick {
+        let bye = frame(&ServerMessage::Bye {
+            code: kick.code.into(),
+            message: kick.message,
+        });
+        let close = CloseFrame {
+            code: 1000,
+            reason: Utf8Bytes::from(kick.code.to_owned()),
+        };
+        let _ = timeout(Duration::from_secs(2), async {
+            sink.feed(Message::Text(bye)).await?;
+            sink.send(Message::Close(Some(close))).await
+        })
+        .await;
+    }
+}
+
+async fn write_all(
+    sink: &mut SplitSink<WebSocket, Message>,
+    batch: &mut Vec<Utf8Bytes>,
+) -> Result<(), axum::Error> {
+    for frame in batch.drain(..) {
+        sink.feed(Message::Text(frame)).await?;
+    }
+    sink.flush().await
 }

@@ -170,7 +170,8 @@ async fn create_start_end_export_and_delete_a_meeting() {
         "formula-like text is defused: {csv}"
     );
 
-    // Rotating the links locks out the old moderator link.
+    // Rotating the links locks out the old moderator link, also for whoever is connected.
+    let mut connected = Client::join(&server.ws_url(), &id, Some(&moderator_token)).await;
     let links: Value = http()
         .post(format!("{base}/api/meetings/{id}/links"))
         .bearer_auth(ADMIN_TOKEN)
@@ -185,6 +186,12 @@ async fn create_start_end_export_and_delete_a_meeting() {
             .as_str()
             .unwrap()
             .ends_with(&moderator_token)
+    );
+    let frames = connected.until_closed().await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "links_replaced"))
     );
     let mut old = Client::connect(&server.ws_url()).await;
     old.send_json(&json!({"t": "hello", "meeting": id, "token": moderator_token}))

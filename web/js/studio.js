@@ -1,0 +1,77 @@
+// The speakers' page: /m/{meeting}/studio#TOKEN — the question on air in large text, the queue
+// beside it, and "mark answered".
+
+import { $, h, setText, syncList } from './dom.js';
+import { errorText, t } from './i18n.js';
+import { formMessage, initPage, joinMeeting, meetingFromPath, showFatal, tokenFromHash } from './page.js';
+import { authorName, metaLine, onlineText, questionText, sig, votesText } from './views.js';
+
+const STUDIO_ROLES = ['speaker', 'moderator', 'organizer'];
+
+const meeting = meetingFromPath();
+const token = tokenFromHash();
+let session = null;
+
+initPage(() => session && session.rerender());
+
+if (!meeting) showFatal(t('err.no_meeting'));
+else if (!token) showFatal(t('studio.noToken'));
+else session = joinMeeting({ meeting, token, render });
+
+function render(m) {
+  if (!m.role) return;
+  if (!STUDIO_ROLES.includes(m.role)) {
+    showFatal(t('studio.wrongRole'));
+    $('#workspace').hidden = true;
+    session.conn.stop();
+    return;
+  }
+  const mt = m.meeting;
+  if (!mt) return;
+  $('#workspace').hidden = false;
+  setText($('#meeting-title'), t('studio.heading', { title: mt.title }));
+  document.title = `${t('studio.title')}: ${mt.title} – townhall`;
+  onlineText($('#online'), m.online);
+  const live = mt.status === 'live';
+  // One clear state: "the meeting is live", or what it is instead (scheduled, ended).
+  setText($('#live-state'), live ? t('studio.live') : `${t('studio.notLive')} (${t(`status.${mt.status}`)})`);
+  $('#live-state').classList.toggle('is-live', live);
+
+  const q = m.onAir();
+  syncList($('#on-air'), q ? [q] : [null], {
+    key: (x) => (x ? `q${x.id}` : 'empty'),
+    sig: (x) => sig(x),
+    render: (x) =>
+      x
+        ? h(
+          'article',
+          { class: 'studio-question', 'data-qid': x.id },
+          questionText(x, 'onair-text', 'studio-text'),
+          metaLine(authorName(x), votesText(x.votes)),
+          h('button', {
+            type: 'button',
+            class: 'primary big',
+            'data-fkey': `answered-${x.id}`,
+            'data-action': 'answered',
+            on: { click: () => markAnswered(x.id) },
+          }, t('act.answered')),
+        )
+        : h('p', { class: 'empty studio-empty' }, t('studio.onAir.empty')),
+  });
+
+  const queue = m.queue();
+  $('#queue-empty').hidden = queue.length > 0;
+  syncList($('#queue'), queue, {
+    key: (x) => x.id,
+    sig: (x) => sig(x),
+    render: (x) => h('li', { class: 'q', 'data-qid': x.id }, questionText(x, 'sq'), metaLine(authorName(x), votesText(x.votes))),
+  });
+}
+
+async function markAnswered(id) {
+  try {
+    await session.conn.send({ type: 'mark_answered', question: id });
+  } catch (e) {
+    formMessage($('#studio-msg'), errorText(e.code, e.retryAfterMs), true);
+  }
+}
