@@ -4,9 +4,10 @@
 //! after applying every frame up to offset N, the model equals the [`Snapshot`] of the log at N
 //! for that participant ([`ClientView::from_snapshot`]).
 
-use crate::ids::{CommentId, Offset, ParticipantId, QuestionId};
+use crate::ids::{CommentId, Offset, ParticipantId, PollId, QuestionId};
 use crate::view::{
-    CommentView, MeetingView, ParticipantView, QuestionView, SNAPSHOT_COMMENTS, Snapshot, YouView,
+    CommentView, MeetingView, ParticipantView, PollView, QuestionView, SNAPSHOT_COMMENTS, Snapshot,
+    YouView,
 };
 use crate::wire::ServerMessage;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,9 @@ pub struct ClientView {
     pub comments: BTreeMap<CommentId, CommentView>,
     pub voted: BTreeSet<QuestionId>,
     pub participants: BTreeMap<ParticipantId, ParticipantView>,
+    pub polls: BTreeMap<PollId, PollView>,
+    /// This participant's answer per poll.
+    pub answered: BTreeMap<PollId, u32>,
     pub online: u32,
 }
 
@@ -45,6 +49,8 @@ impl ClientView {
                 .iter()
                 .map(|p| (p.id.clone(), p.clone()))
                 .collect(),
+            polls: s.polls.iter().map(|p| (p.id, p.clone())).collect(),
+            answered: s.answered.iter().map(|a| (a.poll, a.option)).collect(),
             online,
         };
     }
@@ -79,6 +85,12 @@ impl ClientView {
                 if let Some(p) = &e.participant {
                     self.participants.insert(p.id.clone(), p.clone());
                 }
+                if let Some(p) = &e.poll {
+                    self.polls.insert(p.id, p.clone());
+                }
+                if let Some(a) = e.answered {
+                    self.answered.insert(a.poll, a.option);
+                }
                 if let Some(you) = &e.you {
                     self.you = Some(you.clone());
                 }
@@ -94,6 +106,13 @@ impl ClientView {
                 for (id, votes) in tallies {
                     if let Some(q) = self.questions.get_mut(id) {
                         q.votes = *votes;
+                    }
+                }
+            }
+            ServerMessage::PollResults { results, .. } => {
+                for r in results {
+                    if let Some(p) = self.polls.get_mut(&r.id) {
+                        p.counts.clone_from(&r.counts);
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! Commands: what an actor asks the meeting to do. Imperative names; they arrive over the wire
 //! (`{"type": "ask_question", "text": "…"}`) or from the organizer API.
 
-use crate::ids::{CommentId, ParticipantId, QuestionId};
+use crate::ids::{CommentId, ParticipantId, PollId, QuestionId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,11 @@ pub enum Command {
     },
     PostComment {
         text: String,
+    },
+    /// Answer an open poll with the index of one of its options (once).
+    AnswerPoll {
+        poll: PollId,
+        option: u32,
     },
 
     // Moderators (mark_answered also speakers).
@@ -87,6 +92,15 @@ pub enum Command {
         text: String,
     },
 
+    /// Ask everyone a multiple-choice question (2 to 6 options).
+    OpenPoll {
+        question: String,
+        options: Vec<String>,
+    },
+    ClosePoll {
+        poll: PollId,
+    },
+
     // Organizer.
     CreateMeeting {
         title: String,
@@ -104,6 +118,9 @@ impl Command {
             Command::Upvote { .. } => "upvote",
             Command::RetractUpvote { .. } => "retract_upvote",
             Command::PostComment { .. } => "post_comment",
+            Command::AnswerPoll { .. } => "answer_poll",
+            Command::OpenPoll { .. } => "open_poll",
+            Command::ClosePoll { .. } => "close_poll",
             Command::ApproveQuestion { .. } => "approve_question",
             Command::RejectQuestion { .. } => "reject_question",
             Command::MergeQuestion { .. } => "merge_question",

@@ -7,6 +7,9 @@ use crate::meeting::{Meeting, MeetingStatus, Question, QuestionStatus};
 use crate::rejection::Rejection;
 use crate::text::{TextKind, clean, clean_optional};
 
+/// Most options a poll may offer: more do not fit a phone screen.
+pub const MAX_POLL_OPTIONS: usize = 6;
+
 /// Which roles may issue a command.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Permission {
@@ -24,7 +27,8 @@ fn permission(cmd: &Command) -> Permission {
         | AskQuestion { .. }
         | Upvote { .. }
         | RetractUpvote { .. }
-        | PostComment { .. } => Permission::Anyone,
+        | PostComment { .. }
+        | AnswerPoll { .. } => Permission::Anyone,
         MarkAnswered { .. } => Permission::Presenters,
         CreateMeeting { .. } | StartMeeting | EndMeeting => Permission::Organizer,
         _ => Permission::Moderators,
@@ -315,6 +319,57 @@ impl Meeting {
             }
             C::SetQaOpen { open } => one(if *open { E::QaOpened } else { E::QaClosed }),
             C::SetChatOpen { open } => one(if *open { E::ChatOpened } else { E::ChatClosed }),
+            C::OpenPoll { question, options } => {
+                if self.status != MeetingStatus::Live {
+                    return Err(Rejection::NotLive);
+                }
+                let question = clean(TextKind::PollQuestion, question)?;
+                let options = options
+                    .iter()
+                    .map(|o| clean(TextKind::PollOption, o))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let distinct = options
+                    .iter()
+                    .enumerate()
+                    .all(|(i, o)| !options[..i].contains(o));
+                if !(2..=MAX_POLL_OPTIONS).contains(&options.len()) || !distinct {
+                    return Err(Rejection::InvalidPoll {
+                        max: MAX_POLL_OPTIONS,
+                    });
+                }
+                if self.polls.len() >= self.limits.max_polls {
+                    return Err(Rejection::MeetingFull {
+                        max: self.limits.max_polls,
+                    });
+                }
+                one(E::PollOpened {
+                    poll: self.next_poll_id(),
+                    question,
+                    options,
+                })
+            }
+            C::ClosePoll { poll } => {
+                if !self.polls.get(poll).ok_or(Rejection::UnknownPoll)?.open {
+                    return Err(Rejection::InvalidState("the poll is already closed"));
+                }
+                one(E::PollClosed { poll: *poll })
+            }
+            C::AnswerPoll { poll, option } => {
+                let p = self.polls.get(poll).ok_or(Rejection::UnknownPoll)?;
+                if !p.open {
+                    return Err(Rejection::InvalidState("the poll has closed"));
+                }
+                if *option as usize >= p.options.len() {
+                    return Err(Rejection::InvalidState("the poll has no such option"));
+                }
+                if p.answers.contains_key(&actor.participant) {
+                    return Err(Rejection::AlreadyAnswered);
+                }
+                one(E::PollAnswered {
+                    poll: *poll,
+                    option: *option,
+                })
+            }
             C::PinAnnouncement { text } => one(E::AnnouncementPinned {
                 text: clean_optional(TextKind::Announcement, text)?,
             }),

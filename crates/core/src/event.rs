@@ -1,7 +1,7 @@
 //! Events: what happened, in the past tense. The log of a meeting is a sequence of these, and
 //! the stored form is versioned by the store.
 
-use crate::ids::{CommentId, Offset, ParticipantId, QuestionId, Timestamp};
+use crate::ids::{CommentId, Offset, ParticipantId, PollId, QuestionId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One change to a meeting: when, by whom, and what.
@@ -100,6 +100,18 @@ pub enum EventKind {
     AnnouncementPinned {
         text: Option<String>,
     },
+    PollOpened {
+        poll: PollId,
+        question: String,
+        options: Vec<String>,
+    },
+    PollClosed {
+        poll: PollId,
+    },
+    PollAnswered {
+        poll: PollId,
+        option: u32,
+    },
 }
 
 impl EventKind {
@@ -132,6 +144,9 @@ impl EventKind {
             EventKind::ChatOpened => "chat_opened",
             EventKind::ChatClosed => "chat_closed",
             EventKind::AnnouncementPinned { .. } => "announcement_pinned",
+            EventKind::PollOpened { .. } => "poll_opened",
+            EventKind::PollClosed { .. } => "poll_closed",
+            EventKind::PollAnswered { .. } => "poll_answered",
         }
     }
 }

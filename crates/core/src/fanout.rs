@@ -8,12 +8,13 @@
 //! [`tally_frame`].
 
 use crate::event::{EventKind, Recorded};
-use crate::ids::{ParticipantId, QuestionId};
+use crate::ids::{ParticipantId, PollId, QuestionId};
 use crate::meeting::{Meeting, Question};
 use crate::view::{
-    CommentView, MeetingView, ParticipantView, Perspective, QuestionView, Viewer, YouView,
+    CommentView, MeetingView, ParticipantView, Perspective, PollAnswer, PollView, QuestionView,
+    Viewer, YouView,
 };
-use crate::wire::{EventFrame, ServerMessage, Voted};
+use crate::wire::{EventFrame, PollResults, ServerMessage, Voted};
 use std::collections::BTreeMap;
 
 /// Which kind of session: staff (moderators, speakers, organizer) or citizens.
@@ -77,6 +78,8 @@ pub enum Update {
     Send(Audience, ServerMessage),
     /// The tally of this question changed; send it with the tick's [`tally_frame`].
     Tally(QuestionId),
+    /// This poll's counts changed; send them with the tick's [`poll_results_frame`].
+    PollTally(PollId),
     /// Close the citizen sessions of this participant (they were banned).
     Disconnect(ParticipantId),
 }
@@ -91,6 +94,30 @@ pub fn updates(m: &Meeting, rec: &Recorded) -> Vec<Update> {
     let send = |aud: Audience, f: EventFrame| Update::Send(aud, ServerMessage::Event(Box::new(f)));
     let mut out = Vec::new();
     match &rec.event.kind {
+        EventKind::PollOpened { poll, .. } | EventKind::PollClosed { poll } => {
+            if let Some(p) = m.polls.get(poll) {
+                out.push(send(
+                    Audience::EVERYONE,
+                    EventFrame {
+                        poll: Some(PollView::of(p)),
+                        ..frame()
+                    },
+                ));
+            }
+        }
+        EventKind::PollAnswered { poll, option } => {
+            out.push(Update::PollTally(*poll));
+            out.push(send(
+                Audience::new(Class::All, Target::Only(rec.event.by.clone())),
+                EventFrame {
+                    answered: Some(PollAnswer {
+                        poll: *poll,
+                        option: *option,
+                    }),
+                    ..frame()
+                },
+            ));
+        }
         EventKind::MeetingCreated { .. }
         | EventKind::MeetingStarted
         | EventKind::MeetingEnded
@@ -306,5 +333,25 @@ pub fn tally_frame(
     (!tallies.is_empty()).then_some(ServerMessage::Votes {
         offset: m.offset,
         tallies,
+    })
+}
+
+/// One `poll_results` frame with the current counts of `polls`, for [`Audience::EVERYONE`];
+/// `None` if there is nothing to tell.
+pub fn poll_results_frame(
+    m: &Meeting,
+    polls: impl IntoIterator<Item = PollId>,
+) -> Option<ServerMessage> {
+    let results: Vec<PollResults> = polls
+        .into_iter()
+        .filter_map(|id| m.polls.get(&id))
+        .map(|p| PollResults {
+            id: p.id,
+            counts: p.counts(),
+        })
+        .collect();
+    (!results.is_empty()).then_some(ServerMessage::PollResults {
+        offset: m.offset,
+        results,
     })
 }

@@ -108,6 +108,10 @@ number_id!(
     /// A chat comment, numbered 1, 2, 3, … within its meeting.
     CommentId
 );
+number_id!(
+    /// A poll, numbered 1, 2, 3, … within its meeting.
+    PollId
+);
 
 /// What a participant may do in a meeting; decided by the server from the link used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

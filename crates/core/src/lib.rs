@@ -26,7 +26,10 @@ pub mod wire;
 pub use command::Command;
 pub use event::{Event, EventKind, Recorded};
 pub use ids::{
-    Actor, CommentId, InvalidId, MeetingId, Offset, ParticipantId, QuestionId, Role, Timestamp,
+    Actor, CommentId, InvalidId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Role,
+    Timestamp,
 };
-pub use meeting::{Comment, Limits, Meeting, MeetingStatus, Participant, Question, QuestionStatus};
+pub use meeting::{
+    Comment, Limits, Meeting, MeetingStatus, Participant, Poll, Question, QuestionStatus,
+};
 pub use rejection::Rejection;

@@ -1,7 +1,7 @@
 //! The state of one meeting and how events fold into it.
 
 use crate::event::{EventKind, Recorded};
-use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, QuestionId, Timestamp};
+use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -80,6 +80,31 @@ pub struct Comment {
     pub hidden: bool,
 }
 
+/// A multiple-choice question to everyone; each participant answers once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Poll {
+    pub id: PollId,
+    pub question: String,
+    pub options: Vec<String>,
+    pub open: bool,
+    pub opened_at: Timestamp,
+    /// The option each participant chose.
+    pub answers: BTreeMap<ParticipantId, u32>,
+}
+
+impl Poll {
+    /// Answers per option, in option order.
+    pub fn counts(&self) -> Vec<u32> {
+        let mut counts = vec![0; self.options.len()];
+        for &option in self.answers.values() {
+            if let Some(c) = counts.get_mut(option as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Participant {
     pub name: Option<String>,
@@ -97,6 +122,7 @@ pub struct Limits {
     pub max_questions: usize,
     pub max_comments: usize,
     pub max_pending_per_participant: usize,
+    pub max_polls: usize,
 }
 
 impl Default for Limits {
@@ -105,6 +131,7 @@ impl Default for Limits {
             max_questions: 20_000,
             max_comments: 200_000,
             max_pending_per_participant: 5,
+            max_polls: 100,
         }
     }
 }
@@ -128,6 +155,7 @@ pub struct Meeting {
     pub queue: Vec<QuestionId>,
     pub on_air: Option<QuestionId>,
     pub comments: BTreeMap<CommentId, Comment>,
+    pub polls: BTreeMap<PollId, Poll>,
     pub limits: Limits,
 }
 
@@ -149,6 +177,7 @@ impl Meeting {
             queue: Vec::new(),
             on_air: None,
             comments: BTreeMap::new(),
+            polls: BTreeMap::new(),
             limits: Limits::default(),
         }
     }
@@ -172,6 +201,10 @@ impl Meeting {
 
     pub fn next_comment_id(&self) -> CommentId {
         CommentId(self.comments.last_key_value().map_or(1, |(id, _)| id.0 + 1))
+    }
+
+    pub fn next_poll_id(&self) -> PollId {
+        PollId(self.polls.last_key_value().map_or(1, |(id, _)| id.0 + 1))
     }
 
     pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {
@@ -331,6 +364,33 @@ impl Meeting {
             EventKind::ChatOpened => self.chat_open = true,
             EventKind::ChatClosed => self.chat_open = false,
             EventKind::AnnouncementPinned { text } => self.announcement = text.clone(),
+            EventKind::PollOpened {
+                poll,
+                question,
+                options,
+            } => {
+                self.polls.insert(
+                    *poll,
+                    Poll {
+                        id: *poll,
+                        question: question.clone(),
+                        options: options.clone(),
+                        open: true,
+                        opened_at: at,
+                        answers: BTreeMap::new(),
+                    },
+                );
+            }
+            EventKind::PollClosed { poll } => {
+                if let Some(p) = self.polls.get_mut(poll) {
+                    p.open = false;
+                }
+            }
+            EventKind::PollAnswered { poll, option } => {
+                if let Some(p) = self.polls.get_mut(poll) {
+                    p.answers.insert(by.clone(), *option);
+                }
+            }
         }
     }
 

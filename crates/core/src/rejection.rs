@@ -33,6 +33,12 @@ pub enum Rejection {
     UnknownComment,
     #[error("no such participant")]
     UnknownParticipant,
+    #[error("no such poll")]
+    UnknownPoll,
+    #[error("you have already answered this poll")]
+    AlreadyAnswered,
+    #[error("a poll needs 2 to {max} different options")]
+    InvalidPoll { max: usize },
     #[error("not possible now: {0}")]
     InvalidState(&'static str),
     #[error("you have already upvoted this question")]
@@ -67,6 +73,9 @@ impl Rejection {
             Rejection::UnknownQuestion => "unknown_question",
             Rejection::UnknownComment => "unknown_comment",
             Rejection::UnknownParticipant => "unknown_participant",
+            Rejection::UnknownPoll => "unknown_poll",
+            Rejection::AlreadyAnswered => "already_answered",
+            Rejection::InvalidPoll { .. } => "invalid_poll",
             Rejection::InvalidState(_) => "invalid_state",
             Rejection::AlreadyVoted => "already_voted",
             Rejection::NotVoted => "not_voted",

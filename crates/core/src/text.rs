@@ -12,6 +12,8 @@ pub enum TextKind {
     Reason,
     Announcement,
     Title,
+    PollQuestion,
+    PollOption,
 }
 
 impl TextKind {
@@ -24,6 +26,8 @@ impl TextKind {
             TextKind::Reason => 200,
             TextKind::Announcement => 300,
             TextKind::Title => 120,
+            TextKind::PollQuestion => 200,
+            TextKind::PollOption => 80,
         }
     }
 

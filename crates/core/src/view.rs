@@ -3,8 +3,12 @@
 //! Citizens never see pending or rejected questions of others, nor who asked an anonymous
 //! question; staff (moderators, speakers) see everything.
 
-use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, QuestionId, Role, Timestamp};
-use crate::meeting::{Comment, Meeting, MeetingStatus, Participant, Question, QuestionStatus};
+use crate::ids::{
+    CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Role, Timestamp,
+};
+use crate::meeting::{
+    Comment, Meeting, MeetingStatus, Participant, Poll, Question, QuestionStatus,
+};
 use serde::{Deserialize, Serialize};
 
 /// How a question is shown: to staff, to its author, or to the other citizens.
@@ -173,6 +177,36 @@ impl ParticipantView {
     }
 }
 
+/// A poll with its results so far (results are public).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollView {
+    pub id: PollId,
+    pub question: String,
+    pub options: Vec<String>,
+    pub open: bool,
+    /// Answers per option, in option order.
+    pub counts: Vec<u32>,
+}
+
+impl PollView {
+    pub fn of(p: &Poll) -> Self {
+        Self {
+            id: p.id,
+            question: p.question.clone(),
+            options: p.options.clone(),
+            open: p.open,
+            counts: p.counts(),
+        }
+    }
+}
+
+/// The option one participant chose in a poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollAnswer {
+    pub poll: PollId,
+    pub option: u32,
+}
+
 /// What a participant knows about themselves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YouView {
@@ -206,6 +240,11 @@ pub struct Snapshot {
     pub comments: Vec<CommentView>,
     /// Questions this participant has upvoted.
     pub voted: Vec<QuestionId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub polls: Vec<PollView>,
+    /// The poll answers of this participant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered: Vec<PollAnswer>,
     /// Participants known to the meeting (staff only; empty for citizens).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<ParticipantView>,
@@ -253,6 +292,15 @@ impl Snapshot {
             questions,
             comments,
             voted,
+            polls: m.polls.values().map(PollView::of).collect(),
+            answered: m
+                .polls
+                .values()
+                .filter_map(|p| {
+                    let option = *p.answers.get(&viewer.participant)?;
+                    Some(PollAnswer { poll: p.id, option })
+                })
+                .collect(),
             participants,
         }
     }

@@ -2,8 +2,11 @@
 //! `docs/protocol.md` documents it with examples; this module is its source of truth.
 
 use crate::command::Command;
-use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, QuestionId, Role};
-use crate::view::{CommentView, MeetingView, ParticipantView, QuestionView, Snapshot, YouView};
+use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Role};
+use crate::view::{
+    CommentView, MeetingView, ParticipantView, PollAnswer, PollView, QuestionView, Snapshot,
+    YouView,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -62,6 +65,11 @@ pub enum ServerMessage {
         #[serde(deserialize_with = "tally_keys")]
         tallies: BTreeMap<QuestionId, u32>,
     },
+    /// Current answer counts of the polls answered since the last tick, coalesced like votes.
+    PollResults {
+        offset: Offset,
+        results: Vec<PollResults>,
+    },
     Presence {
         offset: Offset,
         online: u32,
@@ -117,6 +125,19 @@ pub struct EventFrame {
     /// For the voter: whether they now upvote this question.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voted: Option<Voted>,
+    /// A poll that was opened or closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollView>,
+    /// For the participant who answered: their answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered: Option<PollAnswer>,
+}
+
+/// Current answer counts of one poll.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollResults {
+    pub id: PollId,
+    pub counts: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,9 +168,9 @@ impl ServerMessage {
         match self {
             ServerMessage::Snapshot(s) => Some(s.offset),
             ServerMessage::Event(e) => Some(e.offset),
-            ServerMessage::Votes { offset, .. } | ServerMessage::Presence { offset, .. } => {
-                Some(*offset)
-            }
+            ServerMessage::Votes { offset, .. }
+            | ServerMessage::PollResults { offset, .. }
+            | ServerMessage::Presence { offset, .. } => Some(*offset),
             _ => None,
         }
     }

@@ -1979,3 +1979,120 @@ fn client_messages_round_trip_through_json() {
     );
     assert!(serde_json::from_str::<ClientMessage>(r#"{"t":"hello","meeting":"a/b"}"#).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Polls
+
+fn open_poll(h: &mut Harness, options: &[&str]) -> Result<Vec<Recorded>, Rejection> {
+    h.act(
+        &moderator(),
+        Command::OpenPoll {
+            question: "Hvor skal den nye legeplads ligge?".into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        },
+    )
+}
+
+#[test]
+fn polls_are_opened_by_moderators_answered_once_and_closed() {
+    let mut h = Harness::live();
+    let anna = citizen("anna");
+    let bo = citizen("bo");
+    assert_eq!(
+        h.code(
+            &anna,
+            Command::OpenPoll {
+                question: "Mit spørgsmål".into(),
+                options: vec!["Ja".into(), "Nej".into()]
+            }
+        ),
+        "forbidden"
+    );
+    let recs = open_poll(&mut h, &["Stationen", "Parken", "Havnen"]).unwrap();
+    let poll = match &recs[0].event.kind {
+        EventKind::PollOpened { poll, .. } => *poll,
+        other => panic!("expected poll_opened, got {other:?}"),
+    };
+    h.ok(&anna, Command::AnswerPoll { poll, option: 1 });
+    h.ok(&bo, Command::AnswerPoll { poll, option: 1 });
+    assert_eq!(
+        h.code(&anna, Command::AnswerPoll { poll, option: 0 }),
+        "already_answered"
+    );
+    assert_eq!(
+        h.code(
+            &bo,
+            Command::AnswerPoll {
+                poll: townhall_core::PollId(9),
+                option: 0
+            }
+        ),
+        "unknown_poll"
+    );
+    assert_eq!(h.meeting.polls[&poll].counts(), vec![0, 2, 0]);
+    assert_eq!(h.code(&anna, Command::ClosePoll { poll }), "forbidden");
+    h.ok(&moderator(), Command::ClosePoll { poll });
+    assert_eq!(
+        h.code(&citizen("cy"), Command::AnswerPoll { poll, option: 0 }),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(&moderator(), Command::ClosePoll { poll }),
+        "invalid_state"
+    );
+}
+
+#[test]
+fn a_poll_needs_two_to_six_distinct_valid_options() {
+    let mut h = Harness::live();
+    let code = |r: Result<Vec<Recorded>, Rejection>| r.map(|_| "ok").unwrap_or_else(|e| e.code());
+    assert_eq!(code(open_poll(&mut h, &["Ja"])), "invalid_poll");
+    assert_eq!(code(open_poll(&mut h, &["Ja", "Ja"])), "invalid_poll");
+    assert_eq!(
+        code(open_poll(&mut h, &["1", "2", "3", "4", "5", "6", "7"])),
+        "invalid_poll"
+    );
+    assert_eq!(code(open_poll(&mut h, &["Ja", " "])), "text_empty");
+    assert_eq!(
+        code(open_poll(&mut h, &["Ja", &"x".repeat(81)])),
+        "text_too_long"
+    );
+    assert_eq!(code(open_poll(&mut h, &["Ja", "Nej"])), "ok");
+    let mut scheduled = Harness::scheduled();
+    assert_eq!(code(open_poll(&mut scheduled, &["Ja", "Nej"])), "not_live");
+}
+
+#[test]
+fn poll_answers_are_private_and_results_public() {
+    let mut h = Harness::live();
+    let anna = citizen("anna");
+    let mut anna_follows = Follower::join(&h.meeting, &anna);
+    let mut bo_follows = Follower::join(&h.meeting, &citizen("bo"));
+    let mut staff_follows = Follower::join(&h.meeting, &moderator());
+    let recs = open_poll(&mut h, &["Ja", "Nej"]).unwrap();
+    let poll = match &recs[0].event.kind {
+        EventKind::PollOpened { poll, .. } => *poll,
+        _ => unreachable!(),
+    };
+    for rec in &recs {
+        for f in [&mut anna_follows, &mut bo_follows, &mut staff_follows] {
+            f.deliver(&h.meeting, rec);
+        }
+    }
+    let answer = h.ok(&anna, Command::AnswerPoll { poll, option: 0 });
+    // Only Anna is told what she answered; everyone gets the counts.
+    assert!(
+        frames_to(&h, &answer[0], &viewer(&anna))
+            .iter()
+            .all(|f| f.answered.is_some())
+    );
+    assert!(frames_to(&h, &answer[0], &viewer(&citizen("bo"))).is_empty());
+    assert!(fanout::updates(&h.meeting, &answer[0]).contains(&Update::PollTally(poll)));
+    for f in [&mut anna_follows, &mut bo_follows, &mut staff_follows] {
+        f.deliver(&h.meeting, &answer[0]);
+        assert!(f.matches_snapshot(&h.meeting));
+    }
+    assert_eq!(anna_follows.client.answered.get(&poll), Some(&0));
+    assert!(bo_follows.client.answered.is_empty());
+    assert_eq!(bo_follows.client.polls[&poll].counts, vec![1, 0]);
+}

@@ -12,8 +12,8 @@ use townhall_core::text::{self, TextKind};
 use townhall_core::view::{QuestionView, Snapshot, Viewer};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{
-    Actor, Command, CommentId, Meeting, MeetingStatus, ParticipantId, QuestionId, QuestionStatus,
-    Recorded, Role, Timestamp,
+    Actor, Command, CommentId, Meeting, MeetingStatus, ParticipantId, PollId, QuestionId,
+    QuestionStatus, Recorded, Role, Timestamp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -89,6 +89,10 @@ fn commands() -> impl Strategy<Value = Command> {
         2 => prop::bool::weighted(0.7).prop_map(|open| C::SetQaOpen { open }),
         2 => prop::bool::weighted(0.7).prop_map(|open| C::SetChatOpen { open }),
         2 => texts().prop_map(|text| C::PinAnnouncement { text }),
+        3 => (texts(), prop::collection::vec(texts(), 0..=7))
+            .prop_map(|(question, options)| C::OpenPoll { question, options }),
+        2 => (1u64..=3).prop_map(|p| C::ClosePoll { poll: PollId(p) }),
+        8 => (1u64..=3, 0u32..=3).prop_map(|(p, option)| C::AnswerPoll { poll: PollId(p), option }),
         1 => texts().prop_map(|title| C::CreateMeeting { title }),
         1 => Just(C::StartMeeting),
         1 => Just(C::EndMeeting),
@@ -148,7 +152,8 @@ fn steps_of(commands: BoxedStrategy<Command>, max: usize) -> impl Strategy<Value
             | C::AskQuestion { .. }
             | C::Upvote { .. }
             | C::RetractUpvote { .. }
-            | C::PostComment { .. } => vec![0, 1, 2, 0, 1, 2, 3, 4, 5],
+            | C::PostComment { .. }
+            | C::AnswerPoll { .. } => vec![0, 1, 2, 0, 1, 2, 3, 4, 5],
             C::MarkAnswered { .. } => vec![3, 4, 5],
             C::CreateMeeting { .. } | C::StartMeeting => vec![5],
             // Rarely: it ends the run.
@@ -502,6 +507,10 @@ fn follow_frames(started: bool, prefix: &[Step], steps: &[Step]) {
                         (Vec::new(), false)
                     }
                     Update::Tally(q) => (fanout::tally_frame(m, [q]).into_iter().collect(), true),
+                    Update::PollTally(p) => (
+                        fanout::poll_results_frame(m, [p]).into_iter().collect(),
+                        true,
+                    ),
                     Update::Disconnect(p) => {
                         assert!(m.participant(&p).is_some_and(|p| p.banned), "{context}");
                         (Vec::new(), false)

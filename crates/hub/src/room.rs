@@ -19,7 +19,7 @@ use townhall_core::fanout::{self, Audience, Update};
 use townhall_core::view::{Snapshot, Viewer};
 use townhall_core::wire::{PROTOCOL_VERSION, ServerMessage};
 use townhall_core::{
-    Actor, Command, Event, Meeting, MeetingId, Offset, ParticipantId, QuestionId, Recorded,
+    Actor, Command, Event, Meeting, MeetingId, Offset, ParticipantId, PollId, QuestionId, Recorded,
     Rejection, Role,
 };
 use townhall_store::{EventLog, MeetingRecord, StoreError};
@@ -147,9 +147,11 @@ pub struct Room {
     by_participant: HashMap<ParticipantId, Vec<SessionId>>,
     history: History,
     dirty_tallies: BTreeSet<QuestionId>,
+    dirty_polls: BTreeSet<PollId>,
     presence_sent: Option<u32>,
-    /// Tallies of all public questions at an offset, serialised once for resuming sessions.
-    all_tallies: Option<(Offset, Option<Utf8Bytes>)>,
+    /// Tallies of all public questions and counts of all polls at an offset, serialised once
+    /// for resuming sessions.
+    all_tallies: Option<(Offset, Vec<Utf8Bytes>)>,
 }
 
 impl std::fmt::Debug for Room {
@@ -192,6 +194,7 @@ impl Room {
             by_participant: HashMap::new(),
             history,
             dirty_tallies: BTreeSet::new(),
+            dirty_polls: BTreeSet::new(),
             presence_sent: None,
             all_tallies: None,
         }))
@@ -416,6 +419,9 @@ impl Room {
                 Update::Tally(q) => {
                     self.dirty_tallies.insert(q);
                 }
+                Update::PollTally(p) => {
+                    self.dirty_polls.insert(p);
+                }
                 Update::Disconnect(p) => disconnect.push(p),
             }
         }
@@ -540,12 +546,15 @@ impl Room {
         }
     }
 
+    /// Sends the coalesced vote tallies and poll counts of this tick.
     fn flush_tallies(&mut self) {
-        if self.dirty_tallies.is_empty() {
-            return;
-        }
-        let dirty = std::mem::take(&mut self.dirty_tallies);
-        if let Some(frame) = fanout::tally_frame(&self.meeting, dirty) {
+        let questions = std::mem::take(&mut self.dirty_tallies);
+        let polls = std::mem::take(&mut self.dirty_polls);
+        let frames = [
+            fanout::tally_frame(&self.meeting, questions),
+            fanout::poll_results_frame(&self.meeting, polls),
+        ];
+        for frame in frames.into_iter().flatten() {
             self.deliver(&Audience::EVERYONE, &serialise(&frame));
         }
     }
@@ -624,7 +633,7 @@ impl Room {
                 for bytes in &frames {
                     push(&mut slot, bytes, &self.metrics);
                 }
-                if let Some(tallies) = self.all_tallies() {
+                for tallies in self.all_tallies() {
                     push(&mut slot, &tallies, &self.metrics);
                 }
             }
@@ -656,16 +665,22 @@ impl Room {
     }
 
     /// Current tallies of every public question, cached per offset.
-    fn all_tallies(&mut self) -> Option<Utf8Bytes> {
+    fn all_tallies(&mut self) -> Vec<Utf8Bytes> {
         let offset = self.meeting.offset;
         if self.all_tallies.as_ref().is_none_or(|(o, _)| *o != offset) {
-            let ids: Vec<QuestionId> = self.meeting.questions.keys().copied().collect();
-            let frame = fanout::tally_frame(&self.meeting, ids).map(|f| serialise(&f));
-            self.all_tallies = Some((offset, frame));
+            let questions: Vec<QuestionId> = self.meeting.questions.keys().copied().collect();
+            let polls: Vec<PollId> = self.meeting.polls.keys().copied().collect();
+            let frames = [
+                fanout::tally_frame(&self.meeting, questions),
+                fanout::poll_results_frame(&self.meeting, polls),
+            ];
+            let frames = frames.iter().flatten().map(serialise).collect();
+            self.all_tallies = Some((offset, frames));
         }
         self.all_tallies
             .as_ref()
-            .and_then(|(_, f)| f.as_ref().cloned())
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default()
     }
 
     fn leave(&mut self, session: SessionId) {

@@ -76,6 +76,14 @@ impl Record {
             },
             "questions": questions,
             "comments": state.comments.len(),
+            "polls": state.polls.values().map(|p| json!({
+                "id": p.id,
+                "question": p.question,
+                "options": p.options,
+                "counts": p.counts(),
+                "open": p.open,
+                "opened_at": iso(p.opened_at),
+            })).collect::<Vec<_>>(),
             "events": self.events,
         })
     }
@@ -132,6 +140,23 @@ impl Record {
                     (None, None, None, Some(format!("{seconds} s")))
                 }
                 EventKind::AnnouncementPinned { text } => (None, None, None, text.clone()),
+                EventKind::PollOpened {
+                    poll,
+                    question,
+                    options,
+                } => (
+                    None,
+                    None,
+                    None,
+                    Some(format!("poll {poll}: {question} [{}]", options.join(" | "))),
+                ),
+                EventKind::PollClosed { poll } => (None, None, None, Some(format!("poll {poll}"))),
+                EventKind::PollAnswered { poll, option } => (
+                    None,
+                    None,
+                    None,
+                    Some(format!("poll {poll}: option {option}")),
+                ),
                 EventKind::MeetingStarted
                 | EventKind::MeetingEnded
                 | EventKind::QaOpened

@@ -232,6 +232,11 @@ impl Follower {
                         self.client.apply(&msg);
                     }
                 }
+                Update::PollTally(p) => {
+                    if let Some(msg) = fanout::poll_results_frame(m, [p]) {
+                        self.client.apply(&msg);
+                    }
+                }
                 _ => {}
             }
         }
