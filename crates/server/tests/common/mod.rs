@@ -152,14 +152,7 @@ pub struct Client {
 impl Client {
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        Self {
-            ws,
-            view: ClientView::default(),
-            received: Vec::new(),
-            participant: None,
-            session: None,
-            next_ref: 1,
-        }
+        Self::from_stream(ws)
     }
 
     pub fn from_stream(ws: Ws) -> Self {
