@@ -150,6 +150,12 @@ pub async fn run(
     let retention = tokio::spawn(retention::run(app.clone()));
     let hub = app.hub.clone();
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Frames are small and already batched per flush: Nagle's algorithm would only add delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
