@@ -23,6 +23,29 @@ const Q = {
   answered: 'Hvornår starter vejarbejdet på Usserød Kongevej?',
 };
 
+/** Polls in every state the citizen can see: closed with results, open and answered (live
+ *  results), and open and not yet answered (the radio group). */
+const POLLS = {
+  closed: { question: 'Hvordan har du hørt om mødet i aften?', options: ['Avisen', 'Kommunens hjemmeside', 'Facebook'] },
+  unanswered: { question: 'Hvilken dag passer bedst til næste møde?', options: ['Tirsdag', 'Onsdag', 'Torsdag'] },
+  answered: { question: 'Hvad skal den gamle skolegrund bruges til?', options: ['Boliger', 'En park'] },
+};
+
+async function openPoll(page, { question, options }) {
+  await page.locator('#poll-question').fill(question);
+  while ((await page.locator('#poll-options input').count()) < options.length) await page.locator('#poll-add').click();
+  for (const [i, option] of options.entries()) await page.locator('#poll-options input').nth(i).fill(option);
+  await page.locator('#poll-form button[type=submit]').click();
+  await visible(page.locator('#polls [data-pid]').filter({ hasText: question }));
+}
+
+async function answerPoll(page, question, option) {
+  const poll = await visible(page.locator('#polls [data-pid]').filter({ hasText: question }));
+  await poll.getByText(option, { exact: true }).click();
+  await poll.locator('button[type=submit]').click();
+  await visible(poll.locator('.poll-result.mine'));
+}
+
 function serious(violations) {
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
@@ -86,6 +109,17 @@ before(async () => {
   await mod.page.locator('#slow-mode').selectOption('10');
   await textIn(citizen.page, '#slow-note', '10');
   await textIn(studio.page, '#on-air', Q.onAir);
+
+  await openPoll(mod.page, POLLS.closed);
+  await answerPoll(citizen.page, POLLS.closed.question, 'Kommunens hjemmeside');
+  await mod.page.locator('#polls [data-pid]').filter({ hasText: POLLS.closed.question }).locator('[data-action="close-poll"]').click();
+  await textIn(citizen.page, '#polls', 'Afstemningen er lukket');
+  await openPoll(mod.page, POLLS.unanswered);
+  await openPoll(mod.page, POLLS.answered);
+  await answerPoll(citizen.page, POLLS.answered.question, 'En park');
+  await textIn(mod.page, '#polls', '1 stemme (100 %)');
+  await textIn(studio.page, '#poll', POLLS.answered.question);
+  await visible(citizen.page.locator('#polls input[type=radio]'));
 });
 
 after(async () => {

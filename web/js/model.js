@@ -17,6 +17,10 @@ export class ViewModel {
     this.voted = new Set();
     /** @type {Map<string, object>} ParticipantView by id (staff only) */
     this.participants = new Map();
+    /** @type {Map<number, {id,question,options:string[],open:boolean,counts:number[]}>} PollView by id */
+    this.polls = new Map();
+    /** @type {Map<number, number>} this participant's answer (option index) per poll */
+    this.answered = new Map();
     this.online = 0;
     /** From `welcome`, not part of the view proper. */
     this.role = null;
@@ -40,6 +44,8 @@ export class ViewModel {
     this.comments = new Map((s.comments || []).map((c) => [c.id, c]));
     this.voted = new Set(s.voted || []);
     this.participants = new Map((s.participants || []).map((p) => [p.id, p]));
+    this.polls = new Map((s.polls || []).map((p) => [p.id, p]));
+    this.answered = new Map((s.answered || []).map((a) => [a.poll, a.option]));
     // online is kept: a snapshot does not carry presence.
   }
 
@@ -65,6 +71,8 @@ export class ViewModel {
         if (msg.comment_removed !== undefined && msg.comment_removed !== null) this.comments.delete(msg.comment_removed);
         if (msg.meeting) this.meeting = msg.meeting;
         if (msg.participant) this.participants.set(msg.participant.id, msg.participant);
+        if (msg.poll) this.polls.set(msg.poll.id, msg.poll);
+        if (msg.answered) this.answered.set(msg.answered.poll, msg.answered.option);
         if (msg.you) this.you = msg.you;
         if (msg.voted) {
           if (msg.voted.voted) this.voted.add(msg.voted.question);
@@ -75,6 +83,12 @@ export class ViewModel {
         for (const [id, votes] of Object.entries(msg.tallies || {})) {
           const q = this.questions.get(Number(id));
           if (q) this.questions.set(q.id, { ...q, votes });
+        }
+        break;
+      case 'poll_results':
+        for (const r of msg.results || []) {
+          const p = this.polls.get(r.id);
+          if (p) this.polls.set(p.id, { ...p, counts: r.counts });
         }
         break;
       case 'presence':
@@ -116,5 +130,15 @@ export class ViewModel {
 
   commentList() {
     return [...this.comments.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** Every poll: open ones first, then newest first. */
+  pollList() {
+    return [...this.polls.values()].sort((a, b) => Number(b.open) - Number(a.open) || b.id - a.id);
+  }
+
+  /** The poll the studio shows: the newest open one, else the last one closed (the newest). */
+  currentPoll() {
+    return this.pollList()[0];
   }
 }

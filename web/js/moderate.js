@@ -1,11 +1,11 @@
 // The moderator's page: /m/{meeting}/moderate#TOKEN
 
-import { $, charCount, h, setText, syncList } from './dom.js';
+import { $, $$, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
 import { charCounter, formMessage, initPage, joinMeeting, meetingFromPath, showFatal, tokenFromHash } from './page.js';
 import {
-  askedAt, commentItem, metaLine, onlineText, questionText, shortId, sig, staffAuthor,
-  statusBadge, statusText, stickToBottom, votesText,
+  askedAt, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal, questionText,
+  shortId, sig, staffAuthor, statusBadge, statusText, stickToBottom, votesText,
 } from './views.js';
 
 const SLOW_CHOICES = [0, 10, 30, 60];
@@ -14,14 +14,23 @@ const MAX_REASON = 200;
 const MAX_ANNOUNCEMENT = 300;
 const MAX_COMMENT = 300;
 const MODERATOR_ROLES = ['moderator', 'organizer'];
+// Poll limits of the server (decide.rs, text.rs).
+const MAX_POLL_QUESTION = 200;
+const MAX_POLL_OPTION = 80;
+const MIN_POLL_OPTIONS = 2;
+const MAX_POLL_OPTIONS = 6;
 
 const meeting = meetingFromPath();
 const token = tokenFromHash();
 let session = null;
 let model = null;
+let pollBusy = false;
+/** Numbers the ids of the poll form's option fields. */
+let optionSeq = 0;
 
 initPage(() => {
   buildPresets();
+  labelPollOptions();
   if (session) session.rerender();
 });
 
@@ -76,6 +85,7 @@ function render(m) {
   renderList($('#history'), null, history, m);
 
   renderControls(mt);
+  renderPolls(m);
   renderComments(m);
   renderParticipants(m);
 }
@@ -221,6 +231,144 @@ function renderControls(mt) {
   $('#announce-clear').disabled = !mt.announcement;
 }
 
+function renderPolls(m) {
+  const mt = m.meeting;
+  const live = mt.status === 'live';
+  // Polls open only while the meeting is live: they can be prepared before, not after.
+  $('#poll-form').hidden = mt.status === 'ended';
+  $('#poll-not-live').hidden = live;
+  $('#poll-form button[type=submit]').disabled = !live || pollBusy;
+
+  const polls = m.pollList();
+  $('#polls-empty').hidden = polls.length > 0;
+  syncList($('#polls'), polls, {
+    key: (p) => p.id,
+    sig: (p) => sig(p, pollIsOpen(p, mt)),
+    render: (p) => {
+      const open = pollIsOpen(p, mt);
+      const qid = `mpoll-q-${p.id}`;
+      return h(
+        'li',
+        { class: open ? 'poll open' : 'poll closed', 'data-pid': p.id },
+        // When the close button goes, its focus lands on the question.
+        h('h4', { class: 'poll-question', id: qid, tabindex: open ? null : '-1', 'data-fkey': open ? null : `poll-${p.id}` }, p.question),
+        h(
+          'p',
+          { class: 'poll-meta' },
+          h('span', { class: open ? 'badge poll-badge' : 'badge poll-badge closed' }, t(open ? 'poll.open' : 'poll.closed')),
+          ' ',
+          h('span', {}, pollTotal(p)),
+        ),
+        pollResults(p),
+        open
+          ? h('div', { class: 'actions' }, h('button', {
+            type: 'button',
+            'data-action': 'close-poll',
+            'data-fkey': `poll-${p.id}`,
+            'aria-describedby': qid,
+            on: { click: () => run({ type: 'close_poll', poll: p.id }) },
+          }, t('mod.poll.close')))
+          : null,
+      );
+    },
+  });
+}
+
+// The form to open a poll: a question and 2–6 option fields, added and removed by buttons.
+
+function addPollOption(focus = false) {
+  const id = `poll-opt-${++optionSeq}`;
+  const input = h('input', { type: 'text', id, class: 'poll-option-input', autocomplete: 'off', 'aria-describedby': 'poll-options-help' });
+  const row = h(
+    'li',
+    { class: 'poll-option-row' },
+    h('label', { for: id }),
+    h(
+      'div',
+      { class: 'poll-option-line' },
+      input,
+      h('button', { type: 'button', class: 'small', 'data-action': 'remove-option', on: { click: () => removePollOption(row) } }),
+    ),
+  );
+  $('#poll-options').append(row);
+  labelPollOptions();
+  if (focus) input.focus();
+}
+
+function removePollOption(row) {
+  const rows = [...$('#poll-options').children];
+  if (rows.length <= MIN_POLL_OPTIONS) return;
+  const i = rows.indexOf(row);
+  row.remove();
+  labelPollOptions();
+  // Focus the option that took its place, else the one before.
+  const left = [...$('#poll-options').children];
+  left[Math.min(i, left.length - 1)].querySelector('input').focus();
+}
+
+/** Numbers the option fields ("Option 2") and enables add/remove within 2–6 options. */
+function labelPollOptions() {
+  const rows = [...$('#poll-options').children];
+  rows.forEach((row, i) => {
+    setText(row.querySelector('label'), t('mod.poll.option', { n: i + 1 }));
+    const remove = row.querySelector('[data-action="remove-option"]');
+    setText(remove, t('mod.poll.remove'));
+    remove.setAttribute('aria-label', t('mod.poll.removeLabel', { n: i + 1 }));
+    remove.disabled = rows.length <= MIN_POLL_OPTIONS;
+  });
+  $('#poll-add').disabled = rows.length >= MAX_POLL_OPTIONS;
+}
+
+function resetPollForm() {
+  $('#poll-question').value = '';
+  $('#poll-question').dispatchEvent(new Event('input'));
+  $('#poll-options').replaceChildren();
+  for (let i = 0; i < MIN_POLL_OPTIONS; i++) addPollOption();
+}
+
+function wirePollForm() {
+  const questionOk = charCounter($('#poll-question'), $('#poll-question-count'), MAX_POLL_QUESTION, charCount);
+  resetPollForm();
+  $('#poll-add').addEventListener('click', () => {
+    if ($('#poll-options').children.length < MAX_POLL_OPTIONS) addPollOption(true);
+  });
+  $('#poll-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const msg = $('#poll-form-msg');
+    const question = $('#poll-question');
+    if (!questionOk()) {
+      formMessage(msg, errorText(charCount(question.value) ? 'text_too_long' : 'text_empty'), true);
+      question.focus();
+      return;
+    }
+    const inputs = $$('#poll-options input');
+    for (const input of inputs) input.setAttribute('aria-invalid', 'false');
+    const long = inputs.findIndex((input) => charCount(input.value) > MAX_POLL_OPTION);
+    if (long >= 0) {
+      inputs[long].setAttribute('aria-invalid', 'true');
+      formMessage(msg, t('mod.poll.optionTooLong', { n: long + 1, max: MAX_POLL_OPTION }), true);
+      inputs[long].focus();
+      return;
+    }
+    // Empty fields are skipped; the server checks the rest again (NFC, distinct, 2–6).
+    const options = inputs.map((input) => input.value.trim()).filter(Boolean);
+    if (options.length < MIN_POLL_OPTIONS || new Set(options).size !== options.length) {
+      formMessage(msg, t('mod.poll.needOptions'), true);
+      (inputs.find((input) => !input.value.trim()) || inputs[0]).focus();
+      return;
+    }
+    pollBusy = true;
+    session.rerender();
+    const ok = await run({ type: 'open_poll', question: question.value, options }, msg);
+    pollBusy = false;
+    session.rerender();
+    if (ok) {
+      resetPollForm();
+      formMessage(msg, t('mod.poll.started'));
+    }
+  });
+}
+
 function renderComments(m) {
   const comments = m.commentList().slice(-200);
   $('#comments-empty').hidden = comments.length > 0;
@@ -350,6 +498,7 @@ function openMerge(q) {
 
 function wire() {
   buildPresets();
+  wirePollForm();
   charCounter($('#reject-custom'), $('#reject-count'), MAX_REASON, charCount);
   charCounter($('#announce-text'), $('#announce-count'), MAX_ANNOUNCEMENT, charCount);
   const chatOk = charCounter($('#chat-text'), $('#chat-count'), MAX_COMMENT, charCount);

@@ -81,7 +81,7 @@ export function joinMeeting({ meeting, token, before, render, onNotice }) {
   conn.addEventListener('welcome', (e) => {
     // Resumed as someone else (the session cookie changed): the view is not ours; start over.
     if (model.participant && model.participant !== e.detail.participant && conn.lastOffset !== null) {
-      model.reset({ offset: 0, meeting: null, you: null, questions: [], comments: [], voted: [], participants: [] });
+      model.reset({ offset: 0, meeting: null, you: null, questions: [], comments: [], voted: [], participants: [], polls: [], answered: [] });
       model.offset = 0;
       conn.rejoinFresh();
       return;

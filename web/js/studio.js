@@ -4,7 +4,9 @@
 import { $, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
 import { formMessage, initPage, joinMeeting, meetingFromPath, showFatal, tokenFromHash } from './page.js';
-import { authorName, metaLine, onlineText, questionText, sig, votesText } from './views.js';
+import {
+  authorName, metaLine, onlineText, pollIsOpen, pollResults, pollTotal, questionText, sig, votesText,
+} from './views.js';
 
 const STUDIO_ROLES = ['speaker', 'moderator', 'organizer'];
 
@@ -57,6 +59,30 @@ function render(m) {
           }, t('act.answered')),
         )
         : h('p', { class: 'empty studio-empty' }, t('studio.onAir.empty')),
+  });
+
+  // The open poll (the newest, if several), else the last one; results only, no voting here.
+  const poll = m.currentPoll();
+  $('#poll-box').hidden = !poll;
+  syncList($('#poll'), poll ? [poll] : [], {
+    key: (p) => p.id,
+    sig: (p) => sig(p, pollIsOpen(p, mt)),
+    render: (p) => {
+      const open = pollIsOpen(p, mt);
+      return h(
+        'article',
+        { class: open ? 'studio-poll-item open' : 'studio-poll-item closed', 'data-pid': p.id },
+        h('p', { class: 'studio-poll-question' }, p.question),
+        h(
+          'p',
+          { class: 'poll-meta' },
+          h('span', { class: open ? 'badge poll-badge' : 'badge poll-badge closed' }, t(open ? 'poll.open' : 'poll.closed')),
+          ' ',
+          h('span', {}, pollTotal(p)),
+        ),
+        pollResults(p, undefined, 'big'),
+      );
+    },
   });
 
   const queue = m.queue();

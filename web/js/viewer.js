@@ -4,8 +4,8 @@ import { $, announcer, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
 import { charCounter, formMessage, initPage, joinMeeting, meetingFromPath, showFatal } from './page.js';
 import {
-  askedAt, authorName, commentItem, metaLine, onlineText, questionText, sig, statusBadge,
-  statusText, stickToBottom, votesText,
+  askedAt, authorName, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal,
+  questionText, sig, statusBadge, statusText, stickToBottom, votesText,
 } from './views.js';
 
 const MAX_QUESTION = 500;
@@ -17,6 +17,9 @@ const OPEN = ['approved', 'queued', 'on_air'];
 const meeting = meetingFromPath();
 let session = null;
 const busyVotes = new Set();
+const busyPolls = new Set();
+/** The option picked in a poll's form before voting, kept if the form is redrawn. */
+const pollChoice = new Map();
 
 initPage(() => session && session.rerender());
 
@@ -53,6 +56,11 @@ function beforeFrame(msg, model) {
       t('announce.comments', { n }),
     );
   }
+  if (msg.poll) {
+    const old = model.polls.get(msg.poll.id);
+    if (msg.kind === 'poll_opened' && !old) announce('poll', t('announce.poll', { text: msg.poll.question }));
+    else if (msg.kind === 'poll_closed' && old?.open) announce('poll', t('announce.pollClosed', { text: msg.poll.question }));
+  }
   const onAir = msg.meeting?.on_air;
   if (onAir !== undefined && onAir !== null && onAir !== model.meeting?.on_air) {
     const q = (msg.questions || []).find((x) => x.id === onAir) || model.questions.get(onAir);
@@ -85,6 +93,7 @@ function render(model, conn) {
   setText($('#announcement-text'), m.announcement || '');
 
   renderOnAir(model);
+  renderPolls(model, you, gone);
   renderQuestions(model);
   renderMine(model);
   renderChat(model, you, gone);
@@ -120,6 +129,117 @@ function renderOnAir(model) {
         )
         : h('p', { class: 'empty' }, t('viewer.onAir.empty')),
   });
+}
+
+/** Polls, open ones first, then newest first: a form to vote while one is open and not yet
+ *  answered here, else the results (with this citizen's choice marked). */
+function renderPolls(model, you, gone) {
+  const polls = model.pollList();
+  $('#polls-card').hidden = polls.length === 0;
+  const state = (p) => {
+    const open = pollIsOpen(p, model.meeting);
+    const mine = model.answered.get(p.id);
+    return { open, mine, vote: open && mine === undefined && !you.banned && !gone };
+  };
+  syncList($('#polls'), polls, {
+    key: (p) => p.id,
+    sig: (p) => {
+      const s = state(p);
+      // The form shows no counts: it is kept (focus, choice) while the counts change.
+      return s.vote ? sig('vote', p.id, p.question, p.options) : sig('results', p, s.open, s.mine);
+    },
+    render: (p) => {
+      const s = state(p);
+      return s.vote ? pollForm(p) : pollResultsItem(p, s.open, s.mine);
+    },
+  });
+}
+
+function pollBadge(open) {
+  return h('span', { class: open ? 'badge poll-badge' : 'badge poll-badge closed' }, t(open ? 'poll.open' : 'poll.closed'));
+}
+
+function pollForm(p) {
+  const qid = `poll-q-${p.id}`;
+  const choice = pollChoice.get(p.id);
+  const form = h(
+    'form',
+    { class: 'poll-form stack', novalidate: true, on: { submit: (e) => { e.preventDefault(); answerPoll(p.id, form); } } },
+    h(
+      'fieldset',
+      {},
+      h('legend', { id: qid, class: 'poll-question' }, p.question),
+      h(
+        'div',
+        { class: 'radios' },
+        p.options.map((option, i) =>
+          h(
+            'div',
+            { class: 'check' },
+            h('input', {
+              type: 'radio',
+              name: `poll-${p.id}`,
+              id: `poll-${p.id}-${i}`,
+              value: String(i),
+              checked: choice === i,
+              'data-fkey': `poll-${p.id}-${i}`,
+              on: { change: () => pollChoice.set(p.id, i) },
+            }),
+            h('label', { for: `poll-${p.id}-${i}` }, option),
+          ),
+        ),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary', 'aria-describedby': qid, 'data-fkey': `poll-${p.id}` }, t('poll.vote')),
+    ),
+  );
+  return h('li', { class: 'poll open', 'data-pid': p.id }, h('p', { class: 'poll-meta' }, pollBadge(true)), form);
+}
+
+function pollResultsItem(p, open, mine) {
+  return h(
+    'li',
+    { class: open ? 'poll open' : 'poll closed', 'data-pid': p.id },
+    // Focus lands here when the vote button it replaces had it.
+    h('h3', { class: 'poll-question', id: `poll-q-${p.id}`, tabindex: '-1', 'data-fkey': `poll-${p.id}` }, p.question),
+    h(
+      'p',
+      { class: 'poll-meta' },
+      pollBadge(open),
+      ' ',
+      h('span', {}, open ? t(mine === undefined ? 'poll.liveNote' : 'poll.answeredNote') : t('poll.closedNote')),
+    ),
+    pollResults(p, mine),
+    h('p', { class: 'poll-total' }, pollTotal(p)),
+  );
+}
+
+async function answerPoll(id, form) {
+  const msg = $('#poll-msg');
+  const checked = form.querySelector('input[type=radio]:checked');
+  if (!checked) {
+    formMessage(msg, t('poll.choose'), true);
+    form.querySelector('input[type=radio]').focus();
+    return;
+  }
+  if (busyPolls.has(id)) return;
+  busyPolls.add(id);
+  const button = form.querySelector('button[type=submit]');
+  button.setAttribute('aria-disabled', 'true');
+  try {
+    await session.conn.send({ type: 'answer_poll', poll: id, option: Number(checked.value) });
+    pollChoice.delete(id);
+    formMessage(msg, t('poll.thanks'));
+  } catch (e) {
+    formMessage(msg, errorText(e.code, e.retryAfterMs), true);
+  } finally {
+    busyPolls.delete(id);
+    button.removeAttribute('aria-disabled');
+    session.rerender();
+  }
 }
 
 function renderQuestions(model) {

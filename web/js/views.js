@@ -90,3 +90,55 @@ export function stickToBottom(list, update) {
   update();
   if (atEnd) list.scrollTop = list.scrollHeight;
 }
+
+/** Whether a poll still takes answers: open, and the meeting not over (ending a meeting does not
+ *  close its polls, but nothing can be answered any more). */
+export function pollIsOpen(p, meeting) {
+  return p.open && meeting?.status === 'live';
+}
+
+const sep = () => h('span', { class: 'visually-hidden' }, ', ');
+
+/** Whole-number percentages of `counts` (0 when nobody answered yet). */
+export function pollPercents(counts) {
+  const total = counts.reduce((a, b) => a + b, 0);
+  return counts.map((n) => (total ? Math.round((n * 100) / total) : 0));
+}
+
+export function pollTotal(p) {
+  return tn('poll.total', p.counts.reduce((a, b) => a + b, 0));
+}
+
+/**
+ * A poll's results as a list: per option its text, the count and percentage as text, and a bar
+ * hidden from screen readers (the text says the same). `mine` is the option this participant
+ * chose, marked in words, not by colour alone. Bar widths are set through the CSSOM, which the
+ * CSP allows (a style attribute would not be).
+ */
+export function pollResults(p, mine = undefined, cls = '') {
+  const pcts = pollPercents(p.counts);
+  return h(
+    'ul',
+    { class: ['poll-results', mine === undefined ? '' : 'has-mine', cls].filter(Boolean).join(' '), 'aria-label': t('poll.results') },
+    p.options.map((option, i) => {
+      const chosen = mine === i;
+      const fill = h('span', { class: 'poll-fill' });
+      fill.style.width = `${pcts[i]}%`;
+      const n = p.counts[i] ?? 0;
+      return h(
+        'li',
+        { class: chosen ? 'poll-result mine' : 'poll-result', 'data-option': i },
+        h(
+          'p',
+          { class: 'poll-result-line' },
+          h('span', { class: 'poll-option' }, option),
+          // Screen readers run spans together; the hidden commas make them pause.
+          chosen ? [sep(), h('span', { class: 'poll-mine' }, h('span', { 'aria-hidden': 'true' }, '✓ '), t('poll.yourChoice'))] : null,
+          sep(),
+          h('span', { class: 'poll-count' }, t(n === 1 ? 'poll.count.one' : 'poll.count', { n, pct: pcts[i] })),
+        ),
+        h('span', { class: 'poll-bar', 'aria-hidden': 'true' }, fill),
+      );
+    }),
+  );
+}

@@ -86,12 +86,18 @@ impl Meeting {
                 _ => Err(Rejection::InvalidState("the meeting is already live")),
             },
             C::EndMeeting => {
-                // The question on air when the meeting ends counts as answered, in the record too.
+                // The question on air counts as answered and open polls close, in the record too.
                 let answered = self
                     .on_air
                     .map(|q| event(E::QuestionAnswered { question: q }));
+                let closed = self
+                    .polls
+                    .values()
+                    .filter(|p| p.open)
+                    .map(|p| event(E::PollClosed { poll: p.id }));
                 Ok(answered
                     .into_iter()
+                    .chain(closed)
                     .chain([event(E::MeetingEnded)])
                     .collect())
             }

@@ -2096,3 +2096,13 @@ fn poll_answers_are_private_and_results_public() {
     assert!(bo_follows.client.answered.is_empty());
     assert_eq!(bo_follows.client.polls[&poll].counts, vec![1, 0]);
 }
+
+#[test]
+fn ending_the_meeting_closes_open_polls() {
+    let mut h = Harness::live();
+    open_poll(&mut h, &["Ja", "Nej"]).unwrap();
+    let recs = h.ok(&organizer(), Command::EndMeeting);
+    let names: Vec<&str> = recs.iter().map(|r| r.event.kind.name()).collect();
+    assert_eq!(names, ["poll_closed", "meeting_ended"]);
+    assert!(h.meeting.polls.values().all(|p| !p.open));
+}

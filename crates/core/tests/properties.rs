@@ -414,6 +414,13 @@ fn check_frame_for_citizen(
             if e.voted.is_some() {
                 assert_eq!(by, Some(&v.participant), "{context}: someone else's vote");
             }
+            if e.answered.is_some() {
+                assert_eq!(
+                    by,
+                    Some(&v.participant),
+                    "{context}: someone else's poll answer"
+                );
+            }
             if let Some(mv) = &e.meeting {
                 for id in mv.queue.iter().chain(mv.on_air.as_ref()) {
                     assert!(m.questions[id].public, "{context}");
@@ -425,6 +432,15 @@ fn check_frame_for_citizen(
                 assert!(
                     m.questions[id].public,
                     "{context}: tally of a hidden question"
+                );
+            }
+        }
+        ServerMessage::PollResults { results, .. } => {
+            for r in results {
+                assert_eq!(
+                    r.counts,
+                    m.polls[&r.id].counts(),
+                    "{context}: stale poll counts"
                 );
             }
         }
