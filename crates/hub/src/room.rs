@@ -532,16 +532,16 @@ impl Room {
         self.metrics.deliveries.inc_by(delivered);
     }
 
-    /// A reply to one session. Replies are never dropped for lagging: they wait for the resync.
+    /// A reply to one session. Replies are never dropped for lagging: they wait for the resync,
+    /// including the one whose push found the queue full.
     fn send_to(&mut self, session: SessionId, bytes: Utf8Bytes) {
         if let Some(&i) = self.index.get(&session) {
             let slot = &mut self.slots[i];
-            if slot.lagging {
-                if slot.deferred.len() < MAX_DEFERRED_REPLIES {
-                    slot.deferred.push(bytes);
-                }
-            } else {
-                push(slot, &bytes, &self.metrics);
+            if !slot.lagging && push(slot, &bytes, &self.metrics) {
+                return;
+            }
+            if slot.lagging && slot.deferred.len() < MAX_DEFERRED_REPLIES {
+                slot.deferred.push(bytes);
             }
         }
     }

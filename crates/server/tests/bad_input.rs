@@ -303,3 +303,104 @@ async fn a_client_that_stops_reading_is_resynced_and_stalls_nobody() {
     assert_eq!(without_you(&slow), without_you(&fast));
     server.stop().await;
 }
+
+/// Open connections reported by `/metrics`.
+async fn open_connections(base: &str) -> u64 {
+    let text = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("townhall_hub_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A ban must cut a citizen off even when their connection is stuck: queue full, the server's
+/// write blocked on a client that stopped reading.
+#[tokio::test]
+async fn a_ban_disconnects_even_a_client_that_stopped_reading() {
+    let server = TestServer::start_with(|c| {
+        c.hub.outbox_frames = 16;
+        c.hub.frames_per_sec = 100_000.0;
+        c.hub.frame_burst = 100_000;
+        c.hub.commands_per_sec = 100_000.0;
+        c.hub.command_burst = 100_000;
+        c.hub.ip_commands_per_sec = 100_000.0;
+        c.hub.ip_command_burst = 100_000;
+    })
+    .await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        url.clone(),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    let mut stuck = Client::from_stream(ws);
+    stuck.hello(&m.id, None, None, None).await;
+    stuck
+        .run(Command::PostComment { text: "hej".into() })
+        .await
+        .unwrap();
+    let stuck_id = townhall_core::ParticipantId::parse(stuck.participant.clone().unwrap()).unwrap();
+    let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
+    let text = "Et langt indlæg om trafikken i byen. ".repeat(7);
+    // Fill the stuck client's queue and socket until the room marks it lagging. The moderator
+    // sends 5 at a time so that its own 16 frames of queue never overflow: the only session
+    // that can lag is the stuck one.
+    let mut lagged = false;
+    for _ in 0..2000 {
+        let mut refs = Vec::new();
+        for _ in 0..5 {
+            refs.push(
+                moderator
+                    .send(Command::PostComment { text: text.clone() })
+                    .await,
+            );
+        }
+        for r in refs {
+            moderator.reply_to(r).await.unwrap();
+        }
+        let metrics = http()
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|l| l.starts_with("townhall_hub_resyncs_total ") && !l.ends_with(" 0"))
+        {
+            lagged = true;
+            break;
+        }
+    }
+    assert!(lagged, "the client that stopped reading never fell behind");
+    let before = open_connections(&server.base).await;
+    moderator
+        .run(Command::BanParticipant {
+            participant: stuck_id,
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while open_connections(&server.base).await >= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck, banned connection is still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

@@ -264,3 +264,36 @@ async fn kill_9_after_an_ack_loses_nothing() {
     }
     process.kill9();
 }
+
+#[tokio::test]
+async fn sigterm_says_goodbye_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = Process::spawn(dir.path());
+    let m = live_meeting(&process.base).await;
+    let mut citizen = Client::join(&process.ws_url(), &m.id, None).await;
+    citizen.until(|v| v.meeting.is_some()).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let frames = citizen.until_closed().await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "shutdown")),
+        "clients are told the server is restarting: {frames:?}"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(exit) = process.child.try_wait().unwrap() {
+            assert!(exit.success(), "exit status {exit:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
