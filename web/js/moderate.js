@@ -2,7 +2,7 @@
 
 import { $, $$, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
-import { charCounter, formMessage, initPage, joinMeeting, meetingFromPath, showFatal, tokenFromHash } from './page.js';
+import { charCounter, formMessage, initPage, joinMeeting, meetingFromPath, showFatal, staffMeeting, tokenFromHash } from './page.js';
 import {
   askedAt, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal, questionText,
   shortId, sig, staffAuthor, statusBadge, statusText, stickToBottom, votesText,
@@ -54,16 +54,8 @@ async function run(cmd, msgEl = $('#mod-msg')) {
 }
 
 function render(m) {
-  if (!m.role) return;
-  if (!MODERATOR_ROLES.includes(m.role)) {
-    showFatal(t('mod.wrongRole'));
-    $('#workspace').hidden = true;
-    session.conn.stop();
-    return;
-  }
-  const mt = m.meeting;
+  const mt = staffMeeting(m, MODERATOR_ROLES, 'mod.wrongRole', session);
   if (!mt) return;
-  $('#workspace').hidden = false;
 
   setText($('#meeting-title'), t('mod.heading', { title: mt.title }));
   document.title = `${t('mod.title')}: ${mt.title} – townhall`;

@@ -58,6 +58,21 @@ export function showFatal(text) {
  * Hooks: before(msg, model) runs before a frame is folded (to compare old and new),
  * render(model, conn) runs batched after changes and on a language switch.
  */
+/** For the staff pages: the meeting to render if this link gave one of `roles`, else shows
+ *  `wrongRoleKey`, hides the workspace, stops the connection and returns null. */
+export function staffMeeting(m, roles, wrongRoleKey, session) {
+  if (!m.role) return null;
+  if (!roles.includes(m.role)) {
+    showFatal(t(wrongRoleKey));
+    $('#workspace').hidden = true;
+    session.conn.stop();
+    return null;
+  }
+  if (!m.meeting) return null;
+  $('#workspace').hidden = false;
+  return m.meeting;
+}
+
 export function joinMeeting({ meeting, token, before, render, onNotice }) {
   const model = new ViewModel();
   const conn = new Connection({ meeting, token });

@@ -3,7 +3,7 @@
 
 import { $, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
-import { formMessage, initPage, joinMeeting, meetingFromPath, showFatal, tokenFromHash } from './page.js';
+import { formMessage, initPage, joinMeeting, meetingFromPath, showFatal, staffMeeting, tokenFromHash } from './page.js';
 import {
   authorName, metaLine, onlineText, pollIsOpen, pollResults, pollTotal, questionText, sig, votesText,
 } from './views.js';
@@ -21,16 +21,8 @@ else if (!token) showFatal(t('studio.noToken'));
 else session = joinMeeting({ meeting, token, render });
 
 function render(m) {
-  if (!m.role) return;
-  if (!STUDIO_ROLES.includes(m.role)) {
-    showFatal(t('studio.wrongRole'));
-    $('#workspace').hidden = true;
-    session.conn.stop();
-    return;
-  }
-  const mt = m.meeting;
+  const mt = staffMeeting(m, STUDIO_ROLES, 'studio.wrongRole', session);
   if (!mt) return;
-  $('#workspace').hidden = false;
   setText($('#meeting-title'), t('studio.heading', { title: mt.title }));
   document.title = `${t('studio.title')}: ${mt.title} – townhall`;
   onlineText($('#online'), m.online);
