@@ -22,6 +22,8 @@ export class ViewModel {
     /** @type {Map<number, number>} this participant's answer (option index) per poll */
     this.answered = new Map();
     this.online = 0;
+    /** A snapshot arrived in parts and not all of them yet. */
+    this.snapshotPending = false;
     /** From `welcome`, not part of the view proper. */
     this.role = null;
     this.participant = null;
@@ -57,6 +59,14 @@ export class ViewModel {
     switch (msg.t) {
       case 'snapshot':
         this.reset(msg);
+        this.snapshotPending = !!msg.more;
+        break;
+      case 'snapshot_more':
+        // The rest of a snapshot sent in parts (bounded frames keep server buffers small).
+        for (const q of msg.questions || []) this.questions.set(q.id, q);
+        for (const c of msg.comments || []) this.comments.set(c.id, c);
+        for (const p of msg.participants || []) this.participants.set(p.id, p);
+        this.snapshotPending = !!msg.more;
         break;
       case 'event':
         for (const q of msg.questions || []) {

@@ -26,6 +26,8 @@ pub struct ClientView {
     /// This participant's answer per poll.
     pub answered: BTreeMap<PollId, u32>,
     pub online: u32,
+    /// A snapshot arrived in parts and not all of them yet.
+    pub snapshot_pending: bool,
 }
 
 impl ClientView {
@@ -52,6 +54,7 @@ impl ClientView {
             polls: s.polls.iter().map(|p| (p.id, p.clone())).collect(),
             answered: s.answered.iter().map(|a| (a.poll, a.option)).collect(),
             online,
+            snapshot_pending: s.more,
         };
     }
 
@@ -62,6 +65,15 @@ impl ClientView {
         }
         match msg {
             ServerMessage::Snapshot(s) => self.reset(s),
+            ServerMessage::SnapshotMore(part) => {
+                self.questions
+                    .extend(part.questions.iter().map(|q| (q.id, q.clone())));
+                self.comments
+                    .extend(part.comments.iter().map(|c| (c.id, c.clone())));
+                self.participants
+                    .extend(part.participants.iter().map(|p| (p.id.clone(), p.clone())));
+                self.snapshot_pending = part.more;
+            }
             ServerMessage::Event(e) => {
                 for q in &e.questions {
                     // A merge moves the votes of the duplicate to its target, ours included; the

@@ -248,10 +248,32 @@ pub struct Snapshot {
     /// Participants known to the meeting (staff only; empty for citizens).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<ParticipantView>,
+    /// More parts follow as `snapshot_more` frames; the view is complete after the last one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+/// The rest of a snapshot sent in parts: more questions, comments and participants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMore {
+    pub offset: Offset,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<QuestionView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<CommentView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<ParticipantView>,
+    /// Another part follows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// How many recent comments a snapshot carries.
 pub const SNAPSHOT_COMMENTS: usize = 200;
+
+/// Items of each list per snapshot frame. Frames of bounded size keep every connection's
+/// write buffer small: a buffer keeps the capacity of the largest frame it ever wrote.
+pub const SNAPSHOT_PART_ITEMS: usize = 16;
 
 impl Snapshot {
     pub fn of(m: &Meeting, viewer: &Viewer) -> Self {
@@ -302,6 +324,120 @@ impl Snapshot {
                 })
                 .collect(),
             participants,
+            more: false,
         }
+    }
+
+    /// Splits into a first part and `snapshot_more` parts of [`SNAPSHOT_PART_ITEMS`] items
+    /// per list, or more per part where that is needed to stay within `max_frames` frames.
+    pub fn into_parts(mut self, max_frames: usize) -> (Snapshot, Vec<SnapshotMore>) {
+        let longest = self
+            .questions
+            .len()
+            .max(self.comments.len())
+            .max(self.participants.len());
+        let per_part = SNAPSHOT_PART_ITEMS.max(longest.div_ceil(max_frames.max(1)));
+        fn chunk<T>(items: Vec<T>, per_part: usize) -> Vec<Vec<T>> {
+            let mut items = items.into_iter().peekable();
+            let mut chunks = Vec::new();
+            while items.peek().is_some() {
+                chunks.push(items.by_ref().take(per_part).collect());
+            }
+            chunks
+        }
+        let mut questions = chunk(std::mem::take(&mut self.questions), per_part).into_iter();
+        let mut comments = chunk(std::mem::take(&mut self.comments), per_part).into_iter();
+        let mut participants = chunk(std::mem::take(&mut self.participants), per_part).into_iter();
+        self.questions = questions.next().unwrap_or_default();
+        self.comments = comments.next().unwrap_or_default();
+        self.participants = participants.next().unwrap_or_default();
+        let mut parts: Vec<SnapshotMore> = Vec::new();
+        loop {
+            let part = SnapshotMore {
+                offset: self.offset,
+                questions: questions.next().unwrap_or_default(),
+                comments: comments.next().unwrap_or_default(),
+                participants: participants.next().unwrap_or_default(),
+                more: true,
+            };
+            if part.questions.is_empty() && part.comments.is_empty() && part.participants.is_empty()
+            {
+                break;
+            }
+            parts.push(part);
+        }
+        if let Some(last) = parts.last_mut() {
+            last.more = false;
+        }
+        self.more = !parts.is_empty();
+        (self, parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientView;
+    use crate::wire::ServerMessage;
+    use crate::{Actor, Command, Recorded, Timestamp};
+
+    fn busy_meeting(comments: usize) -> Meeting {
+        let mut m = Meeting::new(MeetingId::parse("m").unwrap());
+        let org = Actor::organizer();
+        let run = |m: &mut Meeting, actor: &Actor, cmd: Command| {
+            for event in m.decide(actor, &cmd, Timestamp(1)).unwrap() {
+                m.apply(&Recorded {
+                    offset: m.offset + 1,
+                    event,
+                });
+            }
+        };
+        run(&mut m, &org, Command::CreateMeeting { title: "t".into() });
+        run(&mut m, &org, Command::StartMeeting);
+        for i in 0..comments {
+            run(
+                &mut m,
+                &org,
+                Command::PostComment {
+                    text: format!("kommentar {i}"),
+                },
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn a_snapshot_in_parts_folds_into_the_whole() {
+        let m = busy_meeting(150);
+        let viewer = Viewer {
+            participant: ParticipantId::parse("c").unwrap(),
+            role: Role::Citizen,
+        };
+        let whole = Snapshot::of(&m, &viewer);
+        let frames = ServerMessage::snapshot_frames(whole.clone(), 100);
+        assert_eq!(frames.len(), 150_usize.div_ceil(SNAPSHOT_PART_ITEMS));
+        let mut view = ClientView::default();
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(view.snapshot_pending, i > 0, "pending until the last part");
+            view.apply(f);
+        }
+        assert!(!view.snapshot_pending);
+        assert_eq!(view, ClientView::from_snapshot(&whole));
+    }
+
+    #[test]
+    fn parts_grow_rather_than_exceed_the_frame_budget() {
+        let m = busy_meeting(150);
+        let viewer = Viewer {
+            participant: ParticipantId::parse("c").unwrap(),
+            role: Role::Citizen,
+        };
+        let frames = ServerMessage::snapshot_frames(Snapshot::of(&m, &viewer), 4);
+        assert!(frames.len() <= 4, "{} frames", frames.len());
+        let small = busy_meeting(3);
+        assert_eq!(
+            ServerMessage::snapshot_frames(Snapshot::of(&small, &viewer), 4).len(),
+            1
+        );
     }
 }

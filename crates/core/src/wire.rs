@@ -5,7 +5,7 @@ use crate::command::Command;
 use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Role};
 use crate::view::{
     CommentView, MeetingView, ParticipantView, PollAnswer, PollView, QuestionView, Snapshot,
-    YouView,
+    SnapshotMore, YouView,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -57,6 +57,8 @@ pub enum ServerMessage {
         session: String,
     },
     Snapshot(Box<Snapshot>),
+    /// The next part of a snapshot whose `more` was true.
+    SnapshotMore(Box<SnapshotMore>),
     /// What one logged event changed, as this session may see it.
     Event(Box<EventFrame>),
     /// Current vote tallies of the questions whose votes changed, coalesced per tick.
@@ -167,12 +169,25 @@ impl ServerMessage {
     pub fn offset(&self) -> Option<Offset> {
         match self {
             ServerMessage::Snapshot(s) => Some(s.offset),
+            ServerMessage::SnapshotMore(s) => Some(s.offset),
             ServerMessage::Event(e) => Some(e.offset),
             ServerMessage::Votes { offset, .. }
             | ServerMessage::PollResults { offset, .. }
             | ServerMessage::Presence { offset, .. } => Some(*offset),
             _ => None,
         }
+    }
+
+    /// The frames that carry `snapshot`: one, or a first part and `snapshot_more` parts, at
+    /// most `max_frames` in all.
+    pub fn snapshot_frames(snapshot: Snapshot, max_frames: usize) -> Vec<ServerMessage> {
+        let (first, rest) = snapshot.into_parts(max_frames);
+        std::iter::once(ServerMessage::Snapshot(Box::new(first)))
+            .chain(
+                rest.into_iter()
+                    .map(|p| ServerMessage::SnapshotMore(Box::new(p))),
+            )
+            .collect()
     }
 
     pub fn error(reference: Option<u64>, code: &str, message: impl Into<String>) -> Self {

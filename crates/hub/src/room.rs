@@ -55,8 +55,9 @@ impl Outbox {
     }
 }
 
-/// Replies kept for a lagging session until its resync (bounded).
-const MAX_DEFERRED_REPLIES: usize = 256;
+/// Replies kept for a lagging session until its resync, as a share of its queue (the rest of
+/// the queue holds the resync notice, the snapshot parts and presence).
+const DEFERRED_SHARE: usize = 4;
 
 /// Why a session could not join.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,7 +541,7 @@ impl Room {
             if !slot.lagging && push(slot, &bytes, &self.metrics) {
                 return;
             }
-            if slot.lagging && slot.deferred.len() < MAX_DEFERRED_REPLIES {
+            if slot.lagging && slot.deferred.len() < self.config.outbox_frames / DEFERRED_SHARE {
                 slot.deferred.push(bytes);
             }
         }
@@ -638,9 +639,11 @@ impl Room {
                 }
             }
             None => {
-                let snapshot =
-                    ServerMessage::Snapshot(Box::new(Snapshot::of(&self.meeting, &slot.viewer)));
-                push(&mut slot, &serialise(&snapshot), &self.metrics);
+                let snapshot = Snapshot::of(&self.meeting, &slot.viewer);
+                for frame in ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2)
+                {
+                    push(&mut slot, &serialise(&frame), &self.metrics);
+                }
             }
         }
         let online = self.slots.len() as u32 + 1;
@@ -704,8 +707,7 @@ impl Room {
         let Some(&i) = self.index.get(&session) else {
             return;
         };
-        let snapshot =
-            ServerMessage::Snapshot(Box::new(Snapshot::of(&self.meeting, &self.slots[i].viewer)));
+        let snapshot = Snapshot::of(&self.meeting, &self.slots[i].viewer);
         let slot = &mut self.slots[i];
         // Clear the flag before queueing, so the writer does not discard the snapshot.
         slot.lagging = false;
@@ -714,7 +716,9 @@ impl Room {
             reason: "your connection fell behind".into(),
         });
         push(slot, &notice, &self.metrics);
-        push(slot, &serialise(&snapshot), &self.metrics);
+        for frame in ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2) {
+            push(slot, &serialise(&frame), &self.metrics);
+        }
         for reply in std::mem::take(&mut slot.deferred) {
             push(slot, &reply, &self.metrics);
         }

@@ -74,7 +74,9 @@ async fn upgrade(
     };
     let hub = app.hub.clone();
     ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        // A connection's write buffer keeps the capacity of the largest batch it wrote; write
+        // out early so it stays small (snapshots come in bounded parts for the same reason).
+        .write_buffer_size(4 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| session::serve(hub, socket, identity))

@@ -285,9 +285,9 @@ impl Client {
         }
     }
 
-    /// Receives until the view satisfies `pred`.
+    /// Receives until the view satisfies `pred` (and no snapshot is half received).
     pub async fn until(&mut self, pred: impl Fn(&ClientView) -> bool) {
-        while !pred(&self.view) {
+        while self.view.snapshot_pending || !pred(&self.view) {
             self.recv().await.expect("connection closed while waiting");
         }
     }
