@@ -433,7 +433,8 @@ async fn write_loop(
     room: RoomHandle,
     session: SessionId,
 ) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Starts empty: `recv_many` reserves a small block, and most connections never need more.
+    let mut batch = Vec::new();
     loop {
         let n = tokio::select! {
             biased;
