@@ -278,6 +278,121 @@ fn malformed_message(e: &serde_json::Error) -> String {
     s
 }
 
+/// Why a client frame was refused; sent back as an `error` frame.
+struct Refusal {
+    code: &'static str,
+    message: String,
+    retry: Option<Duration>,
+    reference: Option<u64>,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry: None,
+            reference: None,
+        }
+    }
+
+    fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry = Some(wait);
+        self
+    }
+
+    fn for_ref(mut self, reference: Option<u64>) -> Self {
+        self.reference = reference;
+        self
+    }
+
+    fn into_frame(self) -> ServerMessage {
+        ServerMessage::Error {
+            reference: self.reference,
+            code: self.code.into(),
+            message: self.message,
+            retry_after_ms: self.retry.map(|d| d.as_millis() as u64 + 1),
+        }
+    }
+}
+
+/// What became of an accepted client frame.
+enum Handled {
+    /// Passed on to the room, which answers it.
+    Forwarded,
+    Ping,
+    /// The room has stopped; the connection ends.
+    RoomGone,
+}
+
+/// The checks one joined connection applies to its client's frames.
+struct Reader<'a> {
+    hub: &'a Hub,
+    room: &'a RoomHandle,
+    session: SessionId,
+    ip: IpAddr,
+    frames: TokenBucket,
+    commands: TokenBucket,
+}
+
+impl Reader<'_> {
+    /// Checks one text frame (`None` for a binary one) and passes a command on to the room.
+    fn handle(&mut self, text: Option<&str>) -> Result<Handled, Refusal> {
+        let max = self.hub.config.max_frame_bytes;
+        let text =
+            text.ok_or_else(|| Refusal::new("malformed", "binary frames are not supported"))?;
+        if text.len() > max {
+            return Err(Refusal::new(
+                "frame_too_large",
+                format!("frames are limited to {max} bytes"),
+            ));
+        }
+        // Parsed before rate limiting, so a refused command still names its `ref`.
+        let msg: ClientMessage = serde_json::from_str(text)
+            .map_err(|e| Refusal::new("malformed", malformed_message(&e)))?;
+        let reference = match &msg {
+            ClientMessage::Cmd { reference, .. } => Some(*reference),
+            _ => None,
+        };
+        self.frames.try_take(Instant::now()).map_err(|wait| {
+            Refusal::new("rate_limited", "too many frames; slow down")
+                .retry_after(wait)
+                .for_ref(reference)
+        })?;
+        match msg {
+            ClientMessage::Ping => Ok(Handled::Ping),
+            ClientMessage::Hello { .. } => Err(Refusal::new(
+                "already_joined",
+                "this connection has already joined",
+            )),
+            ClientMessage::Cmd { reference, cmd } => {
+                let limited = |wait| {
+                    Refusal::new("rate_limited", "too many commands; slow down")
+                        .retry_after(wait)
+                        .for_ref(Some(reference))
+                };
+                self.commands.try_take(Instant::now()).map_err(limited)?;
+                self.hub.take_ip_command(self.ip).map_err(limited)?;
+                let command = RoomMsg::Command {
+                    session: self.session,
+                    reference,
+                    command: cmd,
+                };
+                match self.room.tx.try_send(command) {
+                    Ok(()) => Ok(Handled::Forwarded),
+                    Err(mpsc::error::TrySendError::Full(_)) => Err(Refusal::new(
+                        "overloaded",
+                        "the meeting is very busy; try again",
+                    )
+                    .retry_after(Duration::from_secs(1))
+                    .for_ref(Some(reference))),
+                    Err(mpsc::error::TrySendError::Closed(_)) => Ok(Handled::RoomGone),
+                }
+            }
+        }
+    }
+}
+
 /// Reads client frames until the connection ends, is kicked, or misbehaves too long.
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
@@ -292,24 +407,20 @@ async fn read_loop(
 ) {
     let config = &hub.config;
     let now = Instant::now();
-    let mut frames = TokenBucket::new(config.frames_per_sec, config.frame_burst, now);
-    let mut commands = TokenBucket::new(config.commands_per_sec, config.command_burst, now);
+    let mut reader = Reader {
+        hub,
+        room,
+        session,
+        ip,
+        frames: TokenBucket::new(config.frames_per_sec, config.frame_burst, now),
+        commands: TokenBucket::new(config.commands_per_sec, config.command_burst, now),
+    };
     let mut violations = 0u32;
     let idle = Duration::from_secs(config.idle_timeout_secs);
+    // If the outbox is full the client is being resynced anyway; such a reply can go.
     let reply = |msg: ServerMessage| {
-        // If the outbox is full the client is being resynced anyway; the reply can go.
         let _ = tx.try_send(frame(&msg));
     };
-    let refused =
-        |code: &'static str, message: String, retry: Option<Duration>, reference: Option<u64>| {
-            hub.metrics.rejections.with_label_values(&[code]).inc();
-            ServerMessage::Error {
-                reference,
-                code: code.into(),
-                message,
-                retry_after_ms: retry.map(|d| d.as_millis() as u64 + 1),
-            }
-        };
     loop {
         let next = tokio::select! {
             _ = kicked.changed() => return,
@@ -330,81 +441,19 @@ async fn read_loop(
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Binary(_) => None,
         };
-        let outcome: Option<ServerMessage> = match text {
-            None => Some(refused(
-                "malformed",
-                "binary frames are not supported".into(),
-                None,
-                None,
-            )),
-            Some(t) if t.len() > config.max_frame_bytes => Some(refused(
-                "frame_too_large",
-                format!("frames are limited to {} bytes", config.max_frame_bytes),
-                None,
-                None,
-            )),
-            // Parsed before rate limiting, so a refused command still names its `ref`.
-            Some(t) => match serde_json::from_str::<ClientMessage>(&t) {
-                Err(e) => Some(refused("malformed", malformed_message(&e), None, None)),
-                Ok(msg) => {
-                    let reference = match &msg {
-                        ClientMessage::Cmd { reference, .. } => Some(*reference),
-                        _ => None,
-                    };
-                    match frames.try_take(Instant::now()) {
-                        Err(wait) => Some(refused(
-                            "rate_limited",
-                            "too many frames; slow down".into(),
-                            Some(wait),
-                            reference,
-                        )),
-                        Ok(()) => match msg {
-                            ClientMessage::Ping => {
-                                reply(ServerMessage::Pong);
-                                None
-                            }
-                            ClientMessage::Hello { .. } => Some(refused(
-                                "already_joined",
-                                "this connection has already joined".into(),
-                                None,
-                                None,
-                            )),
-                            ClientMessage::Cmd { reference, cmd } => {
-                                match commands
-                                    .try_take(Instant::now())
-                                    .and_then(|()| hub.take_ip_command(ip))
-                                {
-                                    Err(wait) => Some(refused(
-                                        "rate_limited",
-                                        "too many commands; slow down".into(),
-                                        Some(wait),
-                                        Some(reference),
-                                    )),
-                                    Ok(()) => match room.tx.try_send(RoomMsg::Command {
-                                        session,
-                                        reference,
-                                        command: cmd,
-                                    }) {
-                                        Ok(()) => None,
-                                        Err(mpsc::error::TrySendError::Full(_)) => Some(refused(
-                                            "overloaded",
-                                            "the meeting is very busy; try again".into(),
-                                            Some(Duration::from_secs(1)),
-                                            Some(reference),
-                                        )),
-                                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                                    },
-                                }
-                            }
-                        },
-                    }
-                }
-            },
-        };
-        match outcome {
-            None => violations = 0,
-            Some(error) => {
-                reply(error);
+        match reader.handle(text.as_ref().map(Utf8Bytes::as_str)) {
+            Ok(Handled::Forwarded) => violations = 0,
+            Ok(Handled::Ping) => {
+                violations = 0;
+                reply(ServerMessage::Pong);
+            }
+            Ok(Handled::RoomGone) => return,
+            Err(refusal) => {
+                hub.metrics
+                    .rejections
+                    .with_label_values(&[refusal.code])
+                    .inc();
+                reply(refusal.into_frame());
                 violations += 1;
                 if violations >= config.max_violations {
                     warn!("closing connection after repeated refused frames");
