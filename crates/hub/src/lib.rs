@@ -136,10 +136,6 @@ impl Hub {
         &self.log
     }
 
-    pub fn config(&self) -> &HubConfig {
-        &self.config
-    }
-
     pub fn session_key(&self) -> &auth::SessionKey {
         &self.session_key
     }

@@ -39,14 +39,6 @@ pub struct App {
     pub registry: prometheus::Registry,
 }
 
-/// What `run` reports once the server is listening.
-#[derive(Debug, Clone)]
-pub struct Started {
-    pub base_url: String,
-    /// Set when the admin token was generated at this start (print it once).
-    pub generated_admin_token: Option<String>,
-}
-
 /// Opens the data dir and builds the application state.
 pub fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)> {
     std::fs::create_dir_all(&config.data_dir)
