@@ -3,7 +3,7 @@
 
 import { $, charCount, h, setText } from './dom.js';
 import { dateTime, errorText, has, t } from './i18n.js';
-import { charCounter, formMessage, initPage } from './page.js';
+import { charCounter, formMessage, initPage, lengthError } from './page.js';
 
 const TOKEN_KEY = 'townhall.adminToken';
 const MAX_TITLE = 120;
@@ -345,7 +345,7 @@ $('#create-form').addEventListener('submit', async (e) => {
   const input = $('#create-title');
   const title = input.value.trim();
   if (!title || charCount(title) > MAX_TITLE) {
-    message(errorText(title ? 'text_too_long' : 'text_empty'), true);
+    message(lengthError(title), true);
     input.focus();
     return;
   }

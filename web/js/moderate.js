@@ -2,7 +2,17 @@
 
 import { $, $$, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
-import { charCounter, formMessage, initPage, joinMeeting, meetingFromPath, showFatal, staffMeeting, tokenFromHash } from './page.js';
+import {
+  charCounter,
+  formMessage,
+  initPage,
+  joinMeeting,
+  lengthError,
+  meetingFromPath,
+  showFatal,
+  staffMeeting,
+  tokenFromHash,
+} from './page.js';
 import {
   askedAt, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal, questionText,
   shortId, sig, staffAuthor, statusBadge, statusText, stickToBottom, votesText,
@@ -329,7 +339,7 @@ function wirePollForm() {
     const msg = $('#poll-form-msg');
     const question = $('#poll-question');
     if (!questionOk()) {
-      formMessage(msg, errorText(charCount(question.value) ? 'text_too_long' : 'text_empty'), true);
+      formMessage(msg, lengthError(question.value), true);
       question.focus();
       return;
     }
@@ -552,7 +562,7 @@ function wire() {
     e.preventDefault();
     const text = $('#chat-text');
     if (!chatOk()) {
-      formMessage($('#mod-msg'), errorText(charCount(text.value) ? 'text_too_long' : 'text_empty'), true);
+      formMessage($('#mod-msg'), lengthError(text.value), true);
       return;
     }
     if (await run({ type: 'post_comment', text: text.value })) {

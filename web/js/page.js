@@ -4,7 +4,7 @@
 import { Connection, FATAL_CODES } from './connection.js';
 import { ViewModel } from './model.js';
 import { applyStatic, errorText, getLang, onLangChange, setLang, t } from './i18n.js';
-import { $, $$, batcher, setText } from './dom.js';
+import { $, $$, batcher, charCount, setText } from './dom.js';
 
 /** Sets up language and static texts; `rerender` runs after a language switch. */
 export function initPage(rerender) {
@@ -142,6 +142,11 @@ export function charCounter(field, counter, max, countFn) {
     const n = countFn(field.value);
     return n > 0 && n <= max;
   };
+}
+
+/** The error text for a field that `charCounter` found not ok: empty or too long. */
+export function lengthError(value) {
+  return errorText(charCount(value) ? 'text_too_long' : 'text_empty');
 }
 
 /** Puts a message in a form's status line; `error` marks it as a problem. */

@@ -2,7 +2,7 @@
 
 import { $, announcer, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
-import { charCounter, formMessage, initPage, joinMeeting, meetingFromPath, showFatal } from './page.js';
+import { charCounter, formMessage, initPage, joinMeeting, lengthError, meetingFromPath, showFatal } from './page.js';
 import {
   askedAt, authorName, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal,
   questionText, sig, statusBadge, statusText, stickToBottom, votesText,
@@ -345,23 +345,26 @@ function renderChat(model, you, gone) {
   for (const el of $('#chat-form').elements) el.disabled = !canChat;
 }
 
-function wireForms() {
-  $('#ask-form').addEventListener('submit', async (e) => {
+/** A form that sends its text field as a command: checks the length first, disables the
+ *  button while sending, clears the field on success and shows `sent` (or the error). */
+function textForm(formSel, fieldSel, msgSel, lengthOk, build) {
+  $(formSel).addEventListener('submit', async (e) => {
     e.preventDefault();
-    const text = $('#ask-text');
-    const msg = $('#ask-msg');
-    if (!askOk()) {
-      formMessage(msg, errorText(charCount(text.value) ? 'text_too_long' : 'text_empty'), true);
-      text.focus();
+    const field = $(fieldSel);
+    const msg = $(msgSel);
+    if (!lengthOk()) {
+      formMessage(msg, lengthError(field.value), true);
+      field.focus();
       return;
     }
-    const submit = e.submitter || $('#ask-form button[type=submit]');
+    const submit = e.submitter || $(`${formSel} button[type=submit]`);
     submit.disabled = true;
     try {
-      await session.conn.send({ type: 'ask_question', text: text.value, anonymous: $('#ask-anon').checked });
-      text.value = '';
-      text.dispatchEvent(new Event('input'));
-      formMessage(msg, t('viewer.ask.sent'));
+      const { command, sent } = build(field.value);
+      await session.conn.send(command);
+      field.value = '';
+      field.dispatchEvent(new Event('input'));
+      formMessage(msg, sent);
     } catch (err) {
       formMessage(msg, errorText(err.code, err.retryAfterMs), true);
     } finally {
@@ -369,30 +372,17 @@ function wireForms() {
       session.rerender();
     }
   });
+}
 
-  $('#chat-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const text = $('#chat-text');
-    const msg = $('#chat-msg');
-    if (!chatOk()) {
-      formMessage(msg, errorText(charCount(text.value) ? 'text_too_long' : 'text_empty'), true);
-      text.focus();
-      return;
-    }
-    const submit = e.submitter || $('#chat-form button[type=submit]');
-    submit.disabled = true;
-    try {
-      await session.conn.send({ type: 'post_comment', text: text.value });
-      text.value = '';
-      text.dispatchEvent(new Event('input'));
-      setText(msg, '');
-    } catch (err) {
-      formMessage(msg, errorText(err.code, err.retryAfterMs), true);
-    } finally {
-      submit.disabled = false;
-      session.rerender();
-    }
-  });
+function wireForms() {
+  textForm('#ask-form', '#ask-text', '#ask-msg', askOk, (text) => ({
+    command: { type: 'ask_question', text, anonymous: $('#ask-anon').checked },
+    sent: t('viewer.ask.sent'),
+  }));
+  textForm('#chat-form', '#chat-text', '#chat-msg', chatOk, (text) => ({
+    command: { type: 'post_comment', text },
+    sent: '',
+  }));
   // Enter sends a comment; Shift+Enter makes a new line.
   $('#chat-text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {

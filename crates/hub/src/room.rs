@@ -515,11 +515,12 @@ impl Room {
     fn deliver(&mut self, audience: &Audience, bytes: &Utf8Bytes) {
         let mut delivered = 0u64;
         if let Some(p) = audience.only() {
-            let sessions = self.by_participant.get(p).cloned().unwrap_or_default();
-            for sid in sessions {
-                if let Some(&i) = self.index.get(&sid) {
-                    if audience.includes(&self.slots[i].viewer) {
-                        delivered += u64::from(push(&mut self.slots[i], bytes, &self.metrics));
+            // Only this participant's sessions, looked up instead of scanning every slot.
+            for sid in self.by_participant.get(p).into_iter().flatten() {
+                if let Some(&i) = self.index.get(sid) {
+                    let slot = &mut self.slots[i];
+                    if audience.includes(&slot.viewer) {
+                        delivered += u64::from(push(slot, bytes, &self.metrics));
                     }
                 }
             }

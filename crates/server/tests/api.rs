@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use townhall_core::Command;
-use townhall_core::wire::ServerMessage;
 
 #[tokio::test]
 async fn the_organizer_api_needs_the_admin_token() {
@@ -188,20 +187,11 @@ async fn create_start_end_export_and_delete_a_meeting() {
             .ends_with(&moderator_token)
     );
     let frames = connected.until_closed().await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "links_replaced"))
-    );
+    assert!(said_bye(&frames, "links_replaced"));
     let mut old = Client::connect(&server.ws_url()).await;
     old.send_json(&json!({"t": "hello", "meeting": id, "token": moderator_token}))
         .await;
-    assert!(
-        old.until_closed()
-            .await
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "bad_token"))
-    );
+    assert!(said_bye(&old.until_closed().await, "bad_token"));
 
     let res = http()
         .delete(format!("{base}/api/meetings/{id}"))
@@ -211,11 +201,7 @@ async fn create_start_end_export_and_delete_a_meeting() {
         .unwrap();
     assert_eq!(res.status(), 204);
     let frames = citizen.until_closed().await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "meeting_deleted"))
-    );
+    assert!(said_bye(&frames, "meeting_deleted"));
     let res = http()
         .get(format!("{base}/api/meetings/{id}/export.json"))
         .bearer_auth(ADMIN_TOKEN)

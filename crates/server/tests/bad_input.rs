@@ -242,28 +242,13 @@ async fn slow_mode_and_mute_are_enforced_by_the_server() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_resynced_and_stalls_nobody() {
     let server = TestServer::start_with(|c| {
+        without_rate_limits(c);
         c.hub.outbox_frames = 64;
-        c.hub.commands_per_sec = 100_000.0;
-        c.hub.command_burst = 100_000;
-        c.hub.ip_commands_per_sec = 100_000.0;
-        c.hub.ip_command_burst = 100_000;
-        c.hub.frames_per_sec = 100_000.0;
-        c.hub.frame_burst = 100_000;
     })
     .await;
     let m = live_meeting(&server.base).await;
     let url = server.ws_url();
-    // A small receive buffer so the server's socket fills quickly.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(
-        url.clone(),
-        tokio_tungstenite::MaybeTlsStream::Plain(stream),
-    )
-    .await
-    .unwrap();
-    let mut slow = Client::from_stream(ws);
+    let mut slow = Client::connect_slow_reader(&server).await;
     slow.hello(&m.id, None, None, None).await;
     slow.until(|v| v.meeting.is_some()).await;
 
@@ -325,27 +310,13 @@ async fn open_connections(base: &str) -> u64 {
 #[tokio::test]
 async fn a_ban_disconnects_even_a_client_that_stopped_reading() {
     let server = TestServer::start_with(|c| {
+        without_rate_limits(c);
         c.hub.outbox_frames = 16;
-        c.hub.frames_per_sec = 100_000.0;
-        c.hub.frame_burst = 100_000;
-        c.hub.commands_per_sec = 100_000.0;
-        c.hub.command_burst = 100_000;
-        c.hub.ip_commands_per_sec = 100_000.0;
-        c.hub.ip_command_burst = 100_000;
     })
     .await;
     let m = live_meeting(&server.base).await;
     let url = server.ws_url();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(
-        url.clone(),
-        tokio_tungstenite::MaybeTlsStream::Plain(stream),
-    )
-    .await
-    .unwrap();
-    let mut stuck = Client::from_stream(ws);
+    let mut stuck = Client::connect_slow_reader(&server).await;
     stuck.hello(&m.id, None, None, None).await;
     stuck
         .run(Command::PostComment { text: "hej".into() })

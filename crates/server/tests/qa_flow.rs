@@ -256,11 +256,7 @@ async fn a_wrong_token_is_refused_and_a_banned_citizen_is_disconnected() {
         .send_json(&serde_json::json!({"t": "hello", "meeting": m.id, "token": "not-the-token"}))
         .await;
     let frames = intruder.until_closed().await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "bad_token"))
-    );
+    assert!(said_bye(&frames, "bad_token"));
 
     let mut troll = Client::join(&url, &m.id, None).await;
     let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
@@ -278,22 +274,14 @@ async fn a_wrong_token_is_refused_and_a_banned_citizen_is_disconnected() {
         .await
         .unwrap();
     let frames = troll.until_closed().await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "banned"))
-    );
+    assert!(said_bye(&frames, "banned"));
     // Coming back with the same session is refused too.
     let mut again = Client::connect(&url).await;
     again
         .send_json(&serde_json::json!({"t": "hello", "meeting": m.id, "session": troll.session.clone().unwrap()}))
         .await;
     let frames = again.until_closed().await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "banned"))
-    );
+    assert!(said_bye(&frames, "banned"));
     server.stop().await;
 }
 

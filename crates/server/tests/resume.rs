@@ -279,9 +279,7 @@ async fn sigterm_says_goodbye_and_exits() {
     assert!(status.success());
     let frames = citizen.until_closed().await;
     assert!(
-        frames
-            .iter()
-            .any(|f| matches!(f, ServerMessage::Bye { code, .. } if code == "shutdown")),
+        said_bye(&frames, "shutdown"),
         "clients are told the server is restarting: {frames:?}"
     );
     let deadline = std::time::Instant::now() + WAIT;

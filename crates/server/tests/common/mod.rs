@@ -136,6 +136,21 @@ pub async fn live_meeting(base: &str) -> TestMeeting {
     m
 }
 
+/// Lifts every rate limit, for tests that flood the server on purpose.
+pub fn without_rate_limits(c: &mut Config) {
+    let h = &mut c.hub;
+    (h.frames_per_sec, h.frame_burst) = (100_000.0, 100_000);
+    (h.commands_per_sec, h.command_burst) = (100_000.0, 100_000);
+    (h.ip_commands_per_sec, h.ip_command_burst) = (100_000.0, 100_000);
+}
+
+/// Whether the frames include a `bye` with this code.
+pub fn said_bye(frames: &[ServerMessage], code: &str) -> bool {
+    frames
+        .iter()
+        .any(|f| matches!(f, ServerMessage::Bye { code: c, .. } if c == code))
+}
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket client that folds what it receives into a `ClientView`.
@@ -152,6 +167,19 @@ pub struct Client {
 impl Client {
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self::from_stream(ws)
+    }
+
+    /// Connects with a tiny receive buffer, so that the server's socket fills as soon as the
+    /// client stops reading.
+    pub async fn connect_slow_reader(server: &TestServer) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.addr).await.unwrap();
+        let (ws, _) =
+            tokio_tungstenite::client_async(server.ws_url(), MaybeTlsStream::Plain(stream))
+                .await
+                .unwrap();
         Self::from_stream(ws)
     }
 
