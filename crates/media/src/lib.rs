@@ -1,0 +1,1 @@
+//! The WebRTC relay (work in progress).

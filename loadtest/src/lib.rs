@@ -1,0 +1,1 @@
+//! townhall-load library: load scenarios and the webrtc-rs WHIP/WHEP clients.
