@@ -64,14 +64,16 @@ export function serverBinary() {
  * "townhall listening on http://…" line. Pass `port` and `dataDir` to restart a stopped server
  * in its place.
  */
-export async function startServer({ port = 0, dataDir = tempDir('data'), adminToken = crypto.randomBytes(24).toString('hex') } = {}) {
+export async function startServer({
+  port = 0, dataDir = tempDir('data'), adminToken = crypto.randomBytes(24).toString('hex'), extraArgs = [], env = {},
+} = {}) {
   const bin = serverBinary();
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir];
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...extraArgs];
   let lastError;
   // A port just freed by a killed server can take a moment to be bindable again.
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      return await spawnServer(bin, args, { dataDir, adminToken });
+      return await spawnServer(bin, args, { dataDir, adminToken, env });
     } catch (e) {
       lastError = e;
       if (!port || !/in use|AddrInUse|address already/i.test(e.message)) throw e;
@@ -81,10 +83,10 @@ export async function startServer({ port = 0, dataDir = tempDir('data'), adminTo
   throw lastError;
 }
 
-function spawnServer(bin, args, { dataDir, adminToken }) {
+function spawnServer(bin, args, { dataDir, adminToken, env }) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, {
-      env: { ...process.env, TOWNHALL_ADMIN_TOKEN: adminToken, RUST_BACKTRACE: '1' },
+      env: { ...process.env, TOWNHALL_ADMIN_TOKEN: adminToken, RUST_BACKTRACE: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);
@@ -198,11 +200,19 @@ export async function createMeeting(server, title, { start = true } = {}) {
 
 const browsers = new Set();
 
+/** Chromium flags for a real WebRTC peer on this machine: a fake camera and microphone (a
+ *  moving test picture and a beep), permission prompts answered yes, loopback candidates. */
+export const MEDIA_FLAGS = [
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
 /**
  * One simulated person: a Chromium with its own profile (own cookies and storage) and one page.
  * The page records problems: uncaught errors, CSP violations, console errors, and dialogs.
+ * `media: true` gives it the fake camera and microphone (MEDIA_FLAGS).
  */
-export async function launchPerson(name = 'person', { viewport = { width: 1280, height: 900 } } = {}) {
+export async function launchPerson(name = 'person', { viewport = { width: 1280, height: 900 }, media = false } = {}) {
   const context = await chromium.launchPersistentContext(tempDir(`chrome-${name}`), {
     executablePath: CHROMIUM,
     headless: true,
@@ -210,6 +220,7 @@ export async function launchPerson(name = 'person', { viewport = { width: 1280, 
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(media ? MEDIA_FLAGS : []),
     ],
   });
   browsers.add(context);
@@ -339,4 +350,77 @@ export function describeViolations(vs) {
   return vs
     .map((v) => `[${v.impact}] ${v.id}: ${v.help}\n${v.nodes.map((n) => `    ${n.target}\n      ${(n.summary || '').replace(/\n/g, '\n      ')}`).join('\n')}`)
     .join('\n');
+}
+
+/** The viewer page's receive stats, per slot k: { video: inbound-rtp, audio: inbound-rtp } plus
+ *  the slot's <video> size and whether its <audio> plays. */
+export async function viewerStats(page) {
+  return page.evaluate(async () => {
+    const tv = window.townhall?.media;
+    const pc = tv?.viewer?.pc;
+    if (!pc) return null;
+    const report = await pc.getStats();
+    const byTrack = new Map();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp') byTrack.set(s.trackIdentifier, s);
+    });
+    const pick = (s) => s && {
+      packetsReceived: s.packetsReceived || 0,
+      framesDecoded: s.framesDecoded || 0,
+      frameWidth: s.frameWidth || 0,
+      totalSamplesReceived: s.totalSamplesReceived || 0,
+      audioLevel: s.audioLevel || 0,
+    };
+    return tv.viewer.slots.map((tracks, k) => ({
+      video: pick(byTrack.get(tracks.video.id)),
+      audio: pick(byTrack.get(tracks.audio.id)),
+      videoWidth: tv.slots[k].video.videoWidth,
+      audioPaused: tv.slots[k].audio.paused,
+      role: tv.slots[k].fig.dataset.role,
+      caption: tv.slots[k].caption.textContent,
+    }));
+  });
+}
+
+/** Waits until `fn(page stats)` holds for the viewer page (polling its getStats). */
+export async function waitForStats(page, fn, what, timeout = 20_000) {
+  const start = Date.now();
+  let last = null;
+  while (Date.now() - start < timeout) {
+    last = await viewerStats(page);
+    if (last && fn(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}; last stats: ${JSON.stringify(last)}`);
+}
+
+/** Studio page: turns on the fake camera and microphone and goes live; waits for LIVE. */
+export async function goLive(page, { label = '', timeout = 20_000 } = {}) {
+  if (await page.locator('#bc-devices').isVisible()) {
+    await page.locator('#bc-devices').click();
+    await page.waitForFunction(() => document.querySelector('#bc-camera').options.length > 0, null, { timeout });
+  }
+  if (label) await page.locator('#bc-label').fill(label);
+  await page.locator('#bc-go').click();
+  await page.waitForFunction(() => document.querySelector('#bc-state').dataset.state === 'live', null, { timeout });
+}
+
+/** Server flags for the media tests: the relay on loopback with an ephemeral UDP port. */
+export const MEDIA_SERVER_ARGS = [];
+
+/** Merges `{ [key]: value }` into loadtest/results/browser-media.json (gitignored), where the
+ *  lead picks the figures up for docs/BENCHMARKS.md. */
+export function recordResult(key, value) {
+  const dir = path.join(REPO, 'loadtest', 'results');
+  const file = path.join(dir, 'browser-media.json');
+  fs.mkdirSync(dir, { recursive: true });
+  let all = {};
+  try {
+    all = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    all = {};
+  }
+  all[key] = value;
+  all.measured_at = new Date().toISOString();
+  fs.writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);
 }

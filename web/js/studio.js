@@ -1,7 +1,8 @@
-// The speakers' page: /m/{meeting}/studio#TOKEN — the question on air in large text, the queue
-// beside it, and "mark answered".
+// The speakers' page: /m/{meeting}/studio#TOKEN — going live with camera, microphone and screen
+// (studio-media.js), the question on air in large text, the queue beside it, and "mark answered".
 
 import { $, h, setText, syncList } from './dom.js';
+import { broadcastStatus, initBroadcast } from './studio-media.js';
 import { errorText, t } from './i18n.js';
 import { formMessage, initPage, joinMeeting, meetingFromPath, showFatal, staffMeeting, tokenFromHash } from './page.js';
 import {
@@ -18,7 +19,10 @@ initPage(() => session && session.rerender());
 
 if (!meeting) showFatal(t('err.no_meeting'));
 else if (!token) showFatal(t('studio.noToken'));
-else session = joinMeeting({ meeting, token, render });
+else {
+  session = joinMeeting({ meeting, token, render });
+  initBroadcast({ meeting, token });
+}
 
 function render(m) {
   const mt = staffMeeting(m, STUDIO_ROLES, 'studio.wrongRole', session);
@@ -30,6 +34,7 @@ function render(m) {
   // One clear state: "the meeting is live", or what it is instead (scheduled, ended).
   setText($('#live-state'), live ? t('studio.live') : `${t('studio.notLive')} (${t(`status.${mt.status}`)})`);
   $('#live-state').classList.toggle('is-live', live);
+  broadcastStatus(mt.status);
 
   const q = m.onAir();
   syncList($('#on-air'), q ? [q] : [null], {

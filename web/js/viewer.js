@@ -1,7 +1,9 @@
-// The citizen's page: /m/{meeting}
+// The citizen's page: /m/{meeting} — the live picture (viewer-media.js), questions, votes, polls
+// and chat.
 
 import { $, announcer, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
+import { initStage, stageStatus } from './viewer-media.js';
 import { charCounter, formMessage, initPage, joinMeeting, lengthError, meetingFromPath, showFatal } from './page.js';
 import {
   askedAt, authorName, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal,
@@ -36,6 +38,7 @@ if (!meeting) {
   showFatal(t('err.no_meeting'));
 } else {
   session = joinMeeting({ meeting, before: beforeFrame, render });
+  initStage(meeting);
   wireForms();
 }
 
@@ -78,6 +81,7 @@ function render(model, conn) {
   setText($('#meeting-title'), m.title);
   document.title = `${m.title} – townhall`;
   statusBadge($('#meeting-status'), m.status);
+  stageStatus(you.banned || gone ? 'closed' : m.status);
   onlineText($('#online'), model.online);
 
   // One line about the state of the meeting and of this citizen.
