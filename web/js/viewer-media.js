@@ -12,6 +12,7 @@ import { LAYERS, SLOTS, WhepViewer } from './whep.js';
 
 const STAGE_EVERY_MS = 2000;
 const STATS_EVERY_MS = 2000;
+const RESTART_FAILED_MS = 10_000;
 
 const tv = {
   meeting: null,
@@ -96,7 +97,14 @@ function startViewer() {
   tv.viewer = viewer;
   viewer.layer = LAYERS[$('#tv-quality').value] ?? null;
   viewer.addEventListener('pc', () => bindTracks(viewer));
-  viewer.addEventListener('state', () => paint());
+  viewer.addEventListener('state', (e) => {
+    // Failed for a reason retrying at once cannot fix (e.g. the meeting is unknown right now):
+    // try again later, as long as the meeting is live.
+    if (e.detail.state === 'failed') {
+      setTimeout(() => tv.viewer === viewer && tv.status === 'live' && viewer.start(), RESTART_FAILED_MS);
+    }
+    paint();
+  });
   tv.timing = { whepStart: performance.now(), firstFrame: null };
   viewer.start();
   clearInterval(tv.statsTimer);
