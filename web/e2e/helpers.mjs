@@ -405,9 +405,6 @@ export async function goLive(page, { label = '', timeout = 20_000 } = {}) {
   await page.waitForFunction(() => document.querySelector('#bc-state').dataset.state === 'live', null, { timeout });
 }
 
-/** Server flags for the media tests: the relay on loopback with an ephemeral UDP port. */
-export const MEDIA_SERVER_ARGS = [];
-
 /** Merges `{ [key]: value }` into loadtest/results/browser-media.json (gitignored), where the
  *  lead picks the figures up for docs/BENCHMARKS.md. */
 export function recordResult(key, value) {

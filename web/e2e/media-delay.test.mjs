@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  MEDIA_SERVER_ARGS, closeAllBrowsers, createMeeting, launchPerson, recordResult, startServer, waitForJoined,
+  closeAllBrowsers, createMeeting, launchPerson, recordResult, startServer, waitForJoined,
 } from './helpers.mjs';
 
 const SAMPLE_MS = 8000;
@@ -15,7 +15,7 @@ const SAMPLE_MS = 8000;
 let server;
 
 before(async () => {
-  server = await startServer({ extraArgs: MEDIA_SERVER_ARGS });
+  server = await startServer();
 });
 
 after(async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  MEDIA_SERVER_ARGS, closeAllBrowsers, createMeeting, describeViolations, goLive, launchPerson, recordResult,
+  closeAllBrowsers, createMeeting, describeViolations, goLive, launchPerson, recordResult,
   runAxe, startServer, viewerStats, waitForJoined, waitForStats,
 } from './helpers.mjs';
 
@@ -44,7 +44,7 @@ async function turnOnSound(page) {
 }
 
 before(async () => {
-  server = await startServer({ extraArgs: MEDIA_SERVER_ARGS });
+  server = await startServer();
   meeting = await createMeeting(server, 'Borgermøde med video');
   studio = await launchPerson('studio', { media: true });
   await studio.page.goto(meeting.studio);
