@@ -29,8 +29,8 @@ async function publishClock() {
   const COLS = 8;
   const ROWS = 6; // 24 bits + 24 inverted twins
   const canvas = document.createElement('canvas');
-  canvas.width = 640;
-  canvas.height = 360;
+  canvas.width = 1280;
+  canvas.height = 720;
   canvas.setAttribute('aria-hidden', 'true');
   document.body.appendChild(canvas);
   const ctx = canvas.getContext('2d');
@@ -112,9 +112,10 @@ test('glass-to-glass delay of a clock drawn in the studio and read on a viewer',
   await viewer.page.goto(meeting.viewer);
   await waitForJoined(viewer.page);
   await viewer.page.waitForFunction(() => document.querySelector('#stage').dataset.state === 'playing', null, { timeout: 30_000 });
-  // The full layer, so that the blocks are sharp; let the bandwidth estimate settle first.
+  // The full layer (a 1280×720 canvas: Chromium sends all three layers only from about 960
+  // pixels wide); let the bandwidth estimate settle first.
   await viewer.page.locator('#tv-quality').selectOption('high');
-  await viewer.page.waitForFunction(() => document.querySelector('#stage video[data-slot="0"]').videoWidth === 640, null, { timeout: 30_000 });
+  await viewer.page.waitForFunction(() => document.querySelector('#stage video[data-slot="0"]').videoWidth === 1280, null, { timeout: 30_000 });
   await viewer.page.evaluate(() => new Promise((r) => setTimeout(r, 2000)));
 
   const { samples, rejected } = await viewer.page.evaluate(readClock, SAMPLE_MS);
@@ -126,7 +127,7 @@ test('glass-to-glass delay of a clock drawn in the studio and read on a viewer',
     p95_ms: pct(sorted, 95),
     max_ms: sorted[sorted.length - 1],
     min_ms: sorted[0],
-    method: 'canvas clock (24 bits + inverted twins) published with WhipPublisher from Chromium, read per frame with requestVideoFrameCallback in a second Chromium via WHEP; 640x360 canvas, layer f, loopback, debug server build',
+    method: 'canvas clock (24 bits + inverted twins) published with WhipPublisher from Chromium, read per frame with requestVideoFrameCallback in a second Chromium via WHEP; 1280x720 canvas, layer f, loopback, debug server build',
   };
   console.log(`# glass-to-glass: p50 ${result.p50_ms} ms, p95 ${result.p95_ms} ms, max ${result.max_ms} ms over ${result.frames} frames (${rejected} unreadable)`);
   recordResult('glass_to_glass', result);

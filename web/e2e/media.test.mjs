@@ -116,6 +116,10 @@ describe('live video through the relay', () => {
     }
     console.log(`# late join, WHEP POST to first decoded frame: ${figures.join(', ')} ms`);
     recordResult('late_join_ms', figures);
+    // Measured here at 0.6–1.2 s: the median must be within the issue's 2 s, each within 5 s
+    // (headroom for a busy shared machine).
+    const median = [...figures].sort((a, b) => a - b)[1];
+    assert.ok(median <= 2000, `late join median ${median} ms (${figures.join(', ')})`);
     for (const ms of figures) assert.ok(ms <= 5000, `late join took ${ms} ms`);
   });
 

@@ -196,9 +196,13 @@ export class MediaSession extends EventTarget {
   /** Ends the session for good: DELETE, close the peer connection. */
   async stop({ keepalive = false } = {}) {
     const session = this.session;
-    this.teardown();
+    // DELETE before closing the peer connection: closing first ends the session on the relay
+    // (DTLS close), and the DELETE that follows would find it gone (404).
+    const ended = endSession(session, { token: this.token, keepalive });
+    this.generation++;
     this.setState('stopped');
-    await endSession(session, { token: this.token, keepalive });
+    if (!keepalive) await ended;
+    this.teardown();
   }
 
   teardown() {
