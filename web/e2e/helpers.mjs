@@ -68,7 +68,9 @@ export async function startServer({
   port = 0, dataDir = tempDir('data'), adminToken = crypto.randomBytes(24).toString('hex'), extraArgs = [], env = {},
 } = {}) {
   const bin = serverBinary();
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...extraArgs];
+  // Media on loopback with free ports, so servers of parallel runs never collide.
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
+    '--media-bind-ip', '127.0.0.1', '--media-udp-port', '0', '--media-tcp-port', '0', ...extraArgs];
   let lastError;
   // A port just freed by a killed server can take a moment to be bindable again.
   for (let attempt = 0; attempt < 5; attempt++) {

@@ -78,11 +78,10 @@ impl ClientView {
                 for q in &e.questions {
                     // A merge moves the votes of the duplicate to its target, ours included; the
                     // frame does not say so per voter, so follow it here.
-                    if let Some(into) = q.merged_into {
-                        if e.kind == "question_merged" && self.voted.contains(&q.id) {
+                    if let Some(into) = q.merged_into
+                        && e.kind == "question_merged" && self.voted.contains(&q.id) {
                             self.voted.insert(into);
                         }
-                    }
                     self.questions.insert(q.id, q.clone());
                 }
                 if let Some(c) = &e.comment {

@@ -400,11 +400,10 @@ impl Meeting {
         let Some(q) = self.questions.get_mut(&id) else {
             return;
         };
-        if q.status == QuestionStatus::Pending && status != QuestionStatus::Pending {
-            if let Some(p) = self.participants.get_mut(&q.author) {
+        if q.status == QuestionStatus::Pending && status != QuestionStatus::Pending
+            && let Some(p) = self.participants.get_mut(&q.author) {
                 p.pending = p.pending.saturating_sub(1);
             }
-        }
         if matches!(status, QuestionStatus::Approved) {
             q.public = true;
         }

@@ -34,7 +34,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -42,11 +42,11 @@ impl ApiError {
         }
     }
 
-    fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "no_meeting", "no such meeting")
     }
 
-    fn unavailable(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn unavailable(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "storage failed in API");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,7 +106,7 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn meeting_id(raw: String) -> Result<MeetingId, ApiError> {
+pub(crate) fn meeting_id(raw: String) -> Result<MeetingId, ApiError> {
     MeetingId::parse(raw).map_err(|_| ApiError::not_found())
 }
 
@@ -244,7 +244,11 @@ async fn lifecycle(
 ) -> Result<Json<StatusBody>, ApiError> {
     authorize(&app, &headers)?;
     let id = meeting_id(id)?;
+    let ending = matches!(command, Command::EndMeeting);
     app.hub.command(&id, Actor::organizer(), command).await?;
+    if ending && let Some(media) = &app.media {
+        media.end_meeting(id.clone()).await;
+    }
     let record = app
         .hub
         .log()
@@ -311,6 +315,9 @@ async fn delete(
         .map_err(ApiError::unavailable)?
     {
         true => {
+            if let Some(media) = &app.media {
+                media.end_meeting(id.clone()).await;
+            }
             tracing::info!(meeting_id = %id, "meeting deleted");
             Ok(StatusCode::NO_CONTENT)
         }

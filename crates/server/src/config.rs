@@ -3,9 +3,10 @@
 
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use townhall_hub::HubConfig;
+use townhall_media::MediaConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +48,7 @@ pub struct Config {
     /// Delete a meeting's data this many days after it ended; 0 keeps it.
     pub retention_days: u32,
     pub hub: HubConfig,
+    pub media: MediaConfig,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             trust_proxy: false,
             retention_days: 0,
             hub: HubConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -98,6 +101,21 @@ pub struct ServeArgs {
     /// Delete meeting data this many days after the meeting ended (0 keeps it).
     #[arg(long, env = "TOWNHALL_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// Local address for live video (WebRTC); 0.0.0.0 binds every interface [default: 0.0.0.0].
+    #[arg(long, env = "TOWNHALL_MEDIA_BIND_IP", value_name = "IP")]
+    pub media_bind_ip: Option<IpAddr>,
+    /// UDP port of the video relay, one for all viewers; 0 picks a free one [default: 50000].
+    #[arg(long, env = "TOWNHALL_MEDIA_UDP_PORT", value_name = "PORT")]
+    pub media_udp_port: Option<u16>,
+    /// ICE-TCP port, the fallback where UDP is blocked; 0 picks a free one [default: 50000].
+    #[arg(long, env = "TOWNHALL_MEDIA_TCP_PORT", value_name = "PORT")]
+    pub media_tcp_port: Option<u16>,
+    /// Public IP to announce for video behind 1:1 NAT (repeat for several).
+    #[arg(long, env = "TOWNHALL_MEDIA_PUBLIC_IP", value_name = "IP", value_delimiter = ',')]
+    pub media_public_ip: Vec<IpAddr>,
+    /// Turn the live-video relay off (Q&A only).
+    #[arg(long, env = "TOWNHALL_NO_MEDIA")]
+    pub no_media: bool,
     /// Also create a live demo meeting and print its links.
     #[arg(long)]
     pub demo: bool,
@@ -157,26 +175,40 @@ impl Config {
         if let Some(v) = args.retention_days {
             config.retention_days = v;
         }
+        if let Some(v) = args.media_bind_ip {
+            config.media.bind_ip = v;
+        }
+        if let Some(v) = args.media_udp_port {
+            config.media.udp_port = v;
+        }
+        if let Some(v) = args.media_tcp_port {
+            config.media.tcp_port = v;
+        }
+        if !args.media_public_ip.is_empty() {
+            config.media.public_ips = args.media_public_ip.clone();
+        }
+        if args.no_media {
+            config.media.enabled = false;
+        }
         config.validate()?;
         Ok(config)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+        if let Some(url) = &self.public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/')) {
                 return Err(ConfigError::Invalid(format!(
                     "public_url must start with http:// or https:// and not end with '/': {url}"
                 )));
             }
-        }
-        if let Some(token) = &self.admin_token {
-            if token.len() < 16 {
+        if let Some(token) = &self.admin_token
+            && token.len() < 16 {
                 return Err(ConfigError::Invalid(
                     "admin_token must be at least 16 characters".into(),
                 ));
             }
-        }
-        self.hub.validate().map_err(ConfigError::Invalid)
+        self.hub.validate().map_err(ConfigError::Invalid)?;
+        self.media.validate().map_err(ConfigError::Invalid)
     }
 
     /// The configuration as TOML, with secrets hidden.

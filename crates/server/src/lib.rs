@@ -12,6 +12,7 @@
 mod api;
 pub mod config;
 mod export;
+mod media_api;
 mod ops;
 mod pages;
 mod retention;
@@ -37,6 +38,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub admin_token_hash: String,
     pub registry: prometheus::Registry,
+    /// The live-video relay; `None` when `media.enabled` is off.
+    pub media: Option<townhall_media::Media>,
 }
 
 /// Opens the data dir and builds the application state.
@@ -64,11 +67,18 @@ pub fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)> {
         metrics,
         session_key,
     );
+    let media = if config.media.enabled {
+        let metrics = townhall_media::MediaMetrics::new(&registry)?;
+        Some(townhall_media::Media::start(&config.media, metrics)?)
+    } else {
+        None
+    };
     let app = Arc::new(App {
         config,
         hub,
         admin_token_hash: admin.hash,
         registry,
+        media,
     });
     Ok((app, admin.generated))
 }
@@ -95,6 +105,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(media_api::routes())
         .merge(ops::routes())
         .merge(ws::routes())
         .layer(axum::middleware::map_response(security_headers))

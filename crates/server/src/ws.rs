@@ -45,8 +45,8 @@ fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
 /// The client's address: the socket's peer, or the first `X-Forwarded-For` entry behind a
 /// trusted proxy.
 pub fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    if app.config.trust_proxy {
-        if let Some(ip) = headers
+    if app.config.trust_proxy
+        && let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
@@ -54,7 +54,6 @@ pub fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         {
             return ip;
         }
-    }
     peer.ip()
 }
 

@@ -30,6 +30,16 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The relay on loopback with free ports, so parallel tests never collide.
+pub fn loopback_media() -> townhall_media::MediaConfig {
+    townhall_media::MediaConfig {
+        bind_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        udp_port: 0,
+        tcp_port: 0,
+        ..Default::default()
+    }
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -41,6 +51,7 @@ impl TestServer {
             data_dir: data_dir.path().to_path_buf(),
             admin_token: Some(ADMIN_TOKEN.into()),
             durability: Durability::Normal,
+            media: loopback_media(),
             ..Config::default()
         };
         tweak(&mut config);
@@ -356,7 +367,9 @@ impl Process {
     pub fn spawn(data_dir: &Path) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_townhall"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--media-bind-ip", "127.0.0.1", "--media-udp-port", "0", "--media-tcp-port", "0"])
+            .arg("--data-dir")
             .arg(data_dir)
             .env("TOWNHALL_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("TOWNHALL_LOG", "warn")

@@ -1,0 +1,571 @@
+//! The I/O around the relay: sockets, timers, and the command channel of the HTTP handlers.
+//!
+//! One task owns the [`Relay`]; it never waits on a peer. Datagrams reach it from one reader
+//! task per UDP socket (one socket per local address, all on the one configured port) and per
+//! ICE-TCP connection (RFC 4571 framing); it sends with `try_send_to`, so a full kernel buffer
+//! drops a datagram (as a congested network would) instead of stalling every other viewer.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use str0m::bwe::Bitrate;
+use str0m::net::{Protocol, TcpType};
+use str0m::Candidate;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use townhall_core::MeetingId;
+
+use crate::metrics::MediaMetrics;
+use crate::relay::{Answer, Outgoing, Relay, RelayConfig};
+use crate::types::{IceServer, MediaError, SessionId, SourceKind, StageSource};
+
+/// The `[media]` section of the configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Serve live video at all.
+    pub enabled: bool,
+    /// Local address for WebRTC; `0.0.0.0` binds every interface's address.
+    pub bind_ip: IpAddr,
+    /// The one UDP port every peer uses (open it in the firewall); 0 picks a free one.
+    pub udp_port: u16,
+    /// ICE-TCP port, the fallback for networks that block UDP; 0 picks a free one.
+    pub tcp_port: u16,
+    /// Offer ICE-TCP candidates at all.
+    pub ice_tcp: bool,
+    /// Addresses to announce instead of the local ones (1:1 NAT, or to pick interfaces).
+    pub public_ips: Vec<IpAddr>,
+    /// STUN/TURN servers handed to browsers (e.g. coturn), in WHIP/WHEP `Link` headers.
+    pub ice_servers: Vec<IceServer>,
+    /// Viewers this node serves at most; more get 503 `media_full`.
+    pub max_viewers: usize,
+    /// Least time between two keyframe requests to one publisher layer, in milliseconds.
+    pub keyframe_interval_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            enabled: true,
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            udp_port: 50000,
+            tcp_port: 50000,
+            ice_tcp: true,
+            public_ips: Vec::new(),
+            ice_servers: Vec::new(),
+            max_viewers: 2000,
+            keyframe_interval_ms: 500,
+        }
+    }
+}
+
+impl MediaConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_viewers == 0 {
+            return Err("media.max_viewers must be at least 1".into());
+        }
+        if self.keyframe_interval_ms == 0 || self.keyframe_interval_ms > 10_000 {
+            return Err("media.keyframe_interval_ms must be between 1 and 10000".into());
+        }
+        for s in &self.ice_servers {
+            let ok = ["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|p| s.url.starts_with(p));
+            if !ok || s.url.contains(['<', '>', '"', ',', ';']) {
+                return Err(format!(
+                    "media.ice_servers: {:?} is not a stun:, stuns:, turn: or turns: URL",
+                    s.url
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A datagram (or a TCP frame) that arrived for the relay.
+struct Datagram {
+    proto: Protocol,
+    source: SocketAddr,
+    destination: SocketAddr,
+    data: Vec<u8>,
+}
+
+enum Command {
+    Publish {
+        meeting: MeetingId,
+        source: SourceKind,
+        label: Option<String>,
+        offer: String,
+        reply: oneshot::Sender<Result<Answer, MediaError>>,
+    },
+    View {
+        meeting: MeetingId,
+        offer: String,
+        reply: oneshot::Sender<Result<Answer, MediaError>>,
+    },
+    Trickle {
+        session: SessionId,
+        fragment: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Close {
+        session: SessionId,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Layer {
+        session: SessionId,
+        rid: Option<String>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Stage {
+        meeting: MeetingId,
+        reply: oneshot::Sender<Vec<StageSource>>,
+    },
+    EndMeeting {
+        meeting: MeetingId,
+    },
+}
+
+/// TCP connections by remote address, so the relay task can answer over the right one.
+type TcpWriters = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+
+/// Handle to the running relay; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Media {
+    commands: mpsc::Sender<Command>,
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    ice_servers: Vec<IceServer>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+/// Frames over 1500 bytes are not WebRTC; the cap also bounds what a TCP peer can make us hold.
+const MAX_FRAME: usize = 2048;
+
+impl Media {
+    /// Binds the sockets and starts the relay task; call from within a tokio runtime.
+    pub fn start(config: &MediaConfig, metrics: MediaMetrics) -> io::Result<Media> {
+        let ips = local_ips(config.bind_ip)?;
+        let (in_tx, in_rx) = mpsc::channel::<Datagram>(8192);
+        let mut udp = Vec::new();
+        let mut port = config.udp_port;
+        for ip in &ips {
+            let socket = bind_udp(SocketAddr::new(*ip, port))
+                .map_err(|e| with_context(e, format!("cannot bind media UDP {ip}:{port}")))?;
+            let socket = Arc::new(socket);
+            // With port 0, the first socket picks the port and the others follow it.
+            port = socket.local_addr()?.port();
+            udp.push(socket);
+        }
+        let tcp_writers: TcpWriters = Arc::default();
+        let mut tcp_addrs = Vec::new();
+        if config.ice_tcp {
+            let mut tcp_port = config.tcp_port;
+            for ip in &ips {
+                let listener = bind_tcp(SocketAddr::new(*ip, tcp_port))
+                    .map_err(|e| with_context(e, format!("cannot bind ICE-TCP {ip}:{tcp_port}")))?;
+                tcp_port = listener.local_addr()?.port();
+                tcp_addrs.push(listener.local_addr()?);
+                tokio::spawn(accept_tcp(listener, in_tx.clone(), tcp_writers.clone()));
+            }
+        }
+        let udp_addrs: Vec<SocketAddr> = udp.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?;
+        let candidates = candidates(&udp_addrs, &tcp_addrs, &config.public_ips);
+        for socket in &udp {
+            tokio::spawn(read_udp(socket.clone(), in_tx.clone(), metrics.clone()));
+        }
+        let relay = Relay::new(
+            RelayConfig {
+                candidates,
+                max_viewers: config.max_viewers,
+                keyframe_interval: Duration::from_millis(config.keyframe_interval_ms),
+                initial_viewer_bitrate: Bitrate::kbps(1_000),
+                idle_source: Duration::from_secs(2),
+            },
+            metrics.clone(),
+            Instant::now().into_std(),
+        );
+        let (commands, command_rx) = mpsc::channel(1024);
+        tokio::spawn(run(relay, udp, tcp_writers, in_rx, command_rx, metrics));
+        tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "media relay listening");
+        Ok(Media {
+            commands,
+            udp_addrs,
+            tcp_addrs,
+            ice_servers: config.ice_servers.clone(),
+        })
+    }
+
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.ice_servers
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        answer.await.map_err(|_| MediaError::Stopped)
+    }
+
+    /// WHIP: a publisher's offer for `meeting`.
+    pub async fn publish(
+        &self,
+        meeting: MeetingId,
+        source: SourceKind,
+        label: Option<String>,
+        offer: String,
+    ) -> Result<Answer, MediaError> {
+        self.ask(|reply| Command::Publish {
+            meeting,
+            source,
+            label,
+            offer,
+            reply,
+        })
+        .await?
+    }
+
+    /// WHEP: a viewer's offer for `meeting` (which the caller checked is live).
+    pub async fn view(&self, meeting: MeetingId, offer: String) -> Result<Answer, MediaError> {
+        self.ask(|reply| Command::View {
+            meeting,
+            offer,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn trickle(&self, session: SessionId, fragment: String) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Trickle {
+            session,
+            fragment,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn close(&self, session: SessionId) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Close { session, reply }).await?
+    }
+
+    pub async fn set_layer(&self, session: SessionId, rid: Option<String>) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Layer {
+            session,
+            rid,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn stage(&self, meeting: MeetingId) -> Result<Vec<StageSource>, MediaError> {
+        self.ask(|reply| Command::Stage { meeting, reply }).await
+    }
+
+    /// Closes every media session of the meeting.
+    pub async fn end_meeting(&self, meeting: MeetingId) {
+        let _ = self.commands.send(Command::EndMeeting { meeting }).await;
+    }
+}
+
+fn with_context(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// The addresses to bind: the one configured, or every interface's when it is unspecified
+/// (one socket per address, so the relay knows which address each datagram came in on).
+fn local_ips(bind: IpAddr) -> io::Result<Vec<IpAddr>> {
+    if !bind.is_unspecified() {
+        return Ok(vec![bind]);
+    }
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()?
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| ip.is_ipv4() == bind.is_ipv4())
+        .filter(|ip| match ip {
+            IpAddr::V4(v4) => !v4.is_link_local(),
+            IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no network interface to bind media to"));
+    }
+    Ok(ips)
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// Host candidates for each socket, or server-reflexive ones for the public addresses (NAT).
+fn candidates(udp: &[SocketAddr], tcp: &[SocketAddr], public: &[IpAddr]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (addrs, proto) in [(udp, "udp"), (tcp, "tcp")] {
+        for &local in addrs {
+            let made = if public.is_empty() {
+                vec![host(local, proto)]
+            } else {
+                public
+                    .iter()
+                    .filter(|ip| ip.is_ipv4() == local.is_ipv4())
+                    .map(|ip| Candidate::server_reflexive(SocketAddr::new(*ip, local.port()), local, proto))
+                    .collect()
+            };
+            for c in made {
+                match c {
+                    Ok(c) => out.push(c),
+                    Err(e) => tracing::warn!(%local, error = %e, "cannot announce candidate"),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn host(addr: SocketAddr, proto: &str) -> Result<Candidate, str0m::error::IceError> {
+    if proto == "tcp" {
+        Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build()
+    } else {
+        Candidate::host(addr, proto)
+    }
+}
+
+async fn read_udp(socket: Arc<UdpSocket>, to_relay: mpsc::Sender<Datagram>, metrics: MediaMetrics) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
+    let mut buf = vec![0u8; MAX_FRAME];
+    loop {
+        let (n, source) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP port unreachable from a peer that left shows up here on Linux; not fatal.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => {
+                tracing::error!(%local, error = %e, "media UDP socket failed");
+                return;
+            }
+        };
+        let datagram = Datagram {
+            proto: Protocol::Udp,
+            source,
+            destination: local,
+            data: buf[..n].to_vec(),
+        };
+        match to_relay.try_send(datagram) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.dropped_datagrams.with_label_values(&["relay_busy"]).inc();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, to_relay: mpsc::Sender<Datagram>, writers: TcpWriters) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                tokio::spawn(serve_tcp(stream, remote, to_relay.clone(), writers.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ICE-TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One ICE-TCP connection: RFC 4571 frames (16-bit length, then the packet) both ways.
+async fn serve_tcp(stream: TcpStream, remote: SocketAddr, to_relay: mpsc::Sender<Datagram>, writers: TcpWriters) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    writers.lock().expect("tcp writers lock").insert(remote, tx);
+    let write = async move {
+        while let Some(frame) = rx.recv().await {
+            let len = (frame.len() as u16).to_be_bytes();
+            if writer.write_all(&len).await.is_err() || writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    };
+    let read = async {
+        let mut len = [0u8; 2];
+        loop {
+            if reader.read_exact(&mut len).await.is_err() {
+                break;
+            }
+            let n = usize::from(u16::from_be_bytes(len));
+            if n == 0 || n > MAX_FRAME {
+                break;
+            }
+            let mut data = vec![0u8; n];
+            if reader.read_exact(&mut data).await.is_err() {
+                break;
+            }
+            let d = Datagram {
+                proto: Protocol::Tcp,
+                source: remote,
+                destination: local,
+                data,
+            };
+            if to_relay.send(d).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = write => {}
+        _ = read => {}
+    }
+    writers.lock().expect("tcp writers lock").remove(&remote);
+}
+
+/// The relay task: commands, datagrams and timers, one at a time, in arrival order.
+async fn run(
+    mut relay: Relay,
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: TcpWriters,
+    mut datagrams: mpsc::Receiver<Datagram>,
+    mut commands: mpsc::Receiver<Command>,
+    metrics: MediaMetrics,
+) {
+    let udp: Vec<(SocketAddr, Arc<UdpSocket>)> = udp
+        .into_iter()
+        .filter_map(|s| Some((s.local_addr().ok()?, s)))
+        .collect();
+    let send = |relay: &mut Relay| {
+        for out in relay.drain_outgoing() {
+            transmit(&udp, &tcp, out, &metrics);
+        }
+    };
+    loop {
+        let wake = relay
+            .next_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            biased;
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                handle(&mut relay, command);
+            }
+            datagram = datagrams.recv() => {
+                let Some(mut d) = datagram else { break };
+                // Take what else is already waiting before sending, up to a bound.
+                for _ in 0..64 {
+                    relay.receive(Instant::now().into_std(), d.proto, d.source, d.destination, &d.data);
+                    match datagrams.try_recv() {
+                        Ok(next) => d = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                relay.handle_timeout(Instant::now().into_std());
+            }
+        }
+        send(&mut relay);
+    }
+}
+
+fn handle(relay: &mut Relay, command: Command) {
+    let now = Instant::now().into_std();
+    match command {
+        Command::Publish {
+            meeting,
+            source,
+            label,
+            offer,
+            reply,
+        } => {
+            let _ = reply.send(relay.publish(now, meeting, source, label, &offer));
+        }
+        Command::View {
+            meeting,
+            offer,
+            reply,
+        } => {
+            let _ = reply.send(relay.view(now, meeting, &offer));
+        }
+        Command::Trickle {
+            session,
+            fragment,
+            reply,
+        } => {
+            let _ = reply.send(relay.trickle(now, &session, &fragment));
+        }
+        Command::Close { session, reply } => {
+            let _ = reply.send(relay.close(&session));
+        }
+        Command::Layer {
+            session,
+            rid,
+            reply,
+        } => {
+            let _ = reply.send(relay.set_layer(&session, rid.as_deref()));
+        }
+        Command::Stage { meeting, reply } => {
+            let _ = reply.send(relay.stage(now, &meeting));
+        }
+        Command::EndMeeting { meeting } => relay.end_meeting(&meeting),
+    }
+}
+
+fn transmit(udp: &[(SocketAddr, Arc<UdpSocket>)], tcp: &TcpWriters, out: Outgoing, metrics: &MediaMetrics) {
+    match out.proto {
+        Protocol::Udp => {
+            let socket = match udp {
+                [(_, only)] => only,
+                many => match many.iter().find(|(addr, _)| *addr == out.source) {
+                    Some((_, s)) => s,
+                    None => return,
+                },
+            };
+            if socket.try_send_to(&out.data, out.destination).is_err() {
+                metrics.dropped_datagrams.with_label_values(&["send_failed"]).inc();
+            }
+        }
+        Protocol::Tcp => {
+            let writer = tcp.lock().expect("tcp writers lock").get(&out.destination).cloned();
+            let sent = writer.is_some_and(|w| w.try_send(out.data).is_ok());
+            if !sent {
+                metrics.dropped_datagrams.with_label_values(&["send_failed"]).inc();
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,939 @@
+//! The relay state machine: every WebRTC peer of a node, grouped by meeting.
+//!
+//! Sans-IO like str0m underneath it: the driver feeds datagrams and timeouts in and takes the
+//! datagrams to send from [`Relay::drain_outgoing`]. A publisher's RTP packet is forwarded to
+//! each viewer of its meeting right away (write into the viewer's str0m stream, poll it), so
+//! forwarding adds no queueing of its own.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpOffer;
+use str0m::format::{Codec, CodecSpec};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use townhall_core::MeetingId;
+
+use crate::keyframe::starts_keyframe;
+use crate::layers::{RIDS, RateMeter, choose_layer};
+use crate::metrics::MediaMetrics;
+use crate::rewrite::{Rewriter, Vp8Ids};
+use crate::types::{MediaError, SLOTS, SessionId, SourceKind, StageSource};
+
+/// Limits and network facts the relay needs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// ICE candidates every peer is offered (the node's UDP and TCP addresses).
+    pub candidates: Vec<Candidate>,
+    /// Viewers this node serves at most, over all meetings.
+    pub max_viewers: usize,
+    /// Least time between two keyframe requests to one publisher layer, so that a thousand
+    /// viewers joining at once cost the publisher one keyframe, not a thousand.
+    pub keyframe_interval: Duration,
+    /// Bandwidth a viewer is assumed to have before its estimate arrives.
+    pub initial_viewer_bitrate: Bitrate,
+    /// A source without packets for this long leaves the stage (the meeting shows as paused).
+    pub idle_source: Duration,
+}
+
+/// A datagram the driver must send.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub proto: Protocol,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// A new session's id and SDP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub session: SessionId,
+    pub sdp: String,
+}
+
+type PeerKey = u64;
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct Relay {
+    config: RelayConfig,
+    metrics: MediaMetrics,
+    epoch: Instant,
+    next_key: PeerKey,
+    peers: HashMap<PeerKey, Peer>,
+    sessions: HashMap<SessionId, PeerKey>,
+    rooms: HashMap<MeetingId, Room>,
+    /// Remote address → peer, so a datagram finds its peer without asking every `Rtc`.
+    routes: HashMap<(Protocol, SocketAddr), PeerKey>,
+    viewers: usize,
+    sinks: Sinks,
+    /// Sessions that ended lately (ICE gone, meeting ended), so a client's `DELETE` that comes
+    /// after its peer connection closed still gets 200, not 404.
+    recently_closed: std::collections::VecDeque<SessionId>,
+}
+
+/// How many ended sessions [`Relay::close`] still recognises.
+const RECENTLY_CLOSED: usize = 4096;
+
+/// What polling peers produces, kept apart from the peers so both can be borrowed at once.
+#[derive(Debug, Default)]
+struct Sinks {
+    outgoing: Vec<Outgoing>,
+    /// RTP packets polled from publishers, forwarded once their poll is done.
+    to_forward: Vec<(PeerKey, RtpPacket)>,
+    /// Keyframe requests gathered while forwarding: (publisher, layer).
+    to_request: Vec<(PeerKey, usize)>,
+    to_remove: Vec<PeerKey>,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    slots: [Option<PeerKey>; SLOTS],
+    viewers: Vec<PeerKey>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    session: SessionId,
+    meeting: MeetingId,
+    rtc: Rtc,
+    timeout: Instant,
+    created: Instant,
+    role: Role,
+}
+
+#[derive(Debug)]
+enum Role {
+    Publisher(Publisher),
+    Viewer(Viewer),
+}
+
+#[derive(Debug)]
+struct Publisher {
+    slot: usize,
+    source: SourceKind,
+    label: Option<String>,
+    tracks: HashMap<Ssrc, InTrack>,
+    /// Per simulcast layer (index into `RIDS`; layer 0 without simulcast).
+    layers: [InLayer; 3],
+    simulcast: bool,
+    has_video: bool,
+    last_video: Option<Instant>,
+    last_audio: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct InLayer {
+    rate: RateMeter,
+    last_keyframe_request: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct InTrack {
+    kind: MediaKind,
+    mid: Mid,
+    layer: usize,
+}
+
+#[derive(Debug)]
+struct Viewer {
+    /// Video and audio m-lines in offer order; the k-th of each kind shows slot k.
+    video: Vec<OutTrack>,
+    audio: Vec<OutTrack>,
+    estimate: Bitrate,
+    manual_layer: Option<usize>,
+    first_frame_seen: bool,
+    /// Cumulative NACK counts str0m reported per m-line, to count only what is new.
+    nacks_seen: Vec<(Mid, u64)>,
+}
+
+#[derive(Debug)]
+struct OutTrack {
+    mid: Mid,
+    /// The publisher currently feeding this m-line, and the layer forwarded (once started).
+    source: Option<PeerKey>,
+    layer: Option<usize>,
+    rewriter: Rewriter,
+    /// Publisher payload type → this viewer's payload type, for the current source.
+    pt_map: Option<(Pt, Pt)>,
+}
+
+/// What forwarding needs to know about one incoming packet, looked up once for all viewers.
+struct Incoming<'a> {
+    publisher: PeerKey,
+    slot: usize,
+    kind: MediaKind,
+    layer: usize,
+    spec: CodecSpec,
+    keyframe: bool,
+    vp8: Vp8Ids,
+    layer_rates: [u64; 3],
+    video_sources: u64,
+    packet: &'a RtpPacket,
+}
+
+impl Relay {
+    pub fn new(config: RelayConfig, metrics: MediaMetrics, now: Instant) -> Self {
+        Relay {
+            config,
+            metrics,
+            epoch: now,
+            next_key: 1,
+            peers: HashMap::new(),
+            sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            routes: HashMap::new(),
+            viewers: 0,
+            sinks: Sinks::default(),
+            recently_closed: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn new_rtc(&self, now: Instant, viewer: bool) -> Rtc {
+        let mut config = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if viewer {
+            config = config.enable_bwe(Some(self.config.initial_viewer_bitrate));
+        }
+        let mut rtc = config.build(now);
+        for c in &self.config.candidates {
+            rtc.add_local_candidate(c.clone());
+        }
+        rtc
+    }
+
+    /// Accepts a WHIP offer: the publisher takes the lowest free stage slot.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        meeting: MeetingId,
+        source: SourceKind,
+        label: Option<String>,
+        offer: &str,
+    ) -> Result<Answer, MediaError> {
+        let room = self.rooms.entry(meeting.clone()).or_default();
+        let slot = room
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(MediaError::StageFull)?;
+        let mut rtc = self.new_rtc(now, false);
+        let sdp = accept(&mut rtc, offer)?;
+        let (video, audio) = media_lines(&sdp, Direction::RecvOnly);
+        if video.len() + audio.len() == 0 {
+            return Err(MediaError::BadSdp(
+                "the offer has no audio or video to send (WHIP needs sendonly m-lines)".into(),
+            ));
+        }
+        if video.len() > 1 || audio.len() > 1 {
+            return Err(MediaError::BadSdp(
+                "a WHIP session carries at most one video and one audio track; \
+                 publish a screen share as its own session"
+                    .into(),
+            ));
+        }
+        let role = Role::Publisher(Publisher {
+            slot,
+            source,
+            label,
+            tracks: HashMap::new(),
+            layers: Default::default(),
+            simulcast: false,
+            has_video: !video.is_empty(),
+            last_video: None,
+            last_audio: None,
+        });
+        let key = self.insert(now, meeting.clone(), rtc, role);
+        if let Some(room) = self.rooms.get_mut(&meeting) {
+            room.slots[slot] = Some(key);
+        }
+        Ok(Answer {
+            session: self.peers[&key].session.clone(),
+            sdp,
+        })
+    }
+
+    /// Accepts a WHEP offer. The caller has checked that the meeting is live.
+    pub fn view(&mut self, now: Instant, meeting: MeetingId, offer: &str) -> Result<Answer, MediaError> {
+        if self.viewers >= self.config.max_viewers {
+            return Err(MediaError::MediaFull);
+        }
+        let mut rtc = self.new_rtc(now, true);
+        let sdp = accept(&mut rtc, offer)?;
+        let (video, audio) = media_lines(&sdp, Direction::SendOnly);
+        if video.len() + audio.len() == 0 {
+            return Err(MediaError::BadSdp(
+                "the offer receives no audio or video (WHEP needs recvonly m-lines)".into(),
+            ));
+        }
+        let track = |mid| OutTrack {
+            mid,
+            source: None,
+            layer: None,
+            rewriter: Rewriter::new(rand::random::<u16>() & 0x3fff),
+            pt_map: None,
+        };
+        // Ask for more than the initial estimate so the estimator probes up to the top layer.
+        rtc.bwe()
+            .set_bitrate(Bitrate::kbps(150), Bitrate::kbps(2_500 * video.len().max(1) as u64));
+        let role = Role::Viewer(Viewer {
+            video: video.into_iter().map(track).collect(),
+            audio: audio.into_iter().map(track).collect(),
+            estimate: self.config.initial_viewer_bitrate,
+            manual_layer: None,
+            first_frame_seen: false,
+            nacks_seen: Vec::new(),
+        });
+        let key = self.insert(now, meeting.clone(), rtc, role);
+        self.viewers += 1;
+        // The first packet of each source asks its publisher for a keyframe for this viewer.
+        self.rooms.entry(meeting).or_default().viewers.push(key);
+        Ok(Answer {
+            session: self.peers[&key].session.clone(),
+            sdp,
+        })
+    }
+
+    fn insert(&mut self, now: Instant, meeting: MeetingId, rtc: Rtc, role: Role) -> PeerKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        let session = SessionId::random();
+        self.metrics
+            .peers
+            .with_label_values(&[role.label()])
+            .inc();
+        self.sessions.insert(session.clone(), key);
+        self.peers.insert(
+            key,
+            Peer {
+                session,
+                meeting,
+                rtc,
+                timeout: now,
+                created: now,
+                role,
+            },
+        );
+        self.poll(key, now);
+        key
+    }
+
+    /// Trickled candidates (`application/trickle-ice-sdpfrag`): only `a=candidate` lines matter
+    /// to an ICE-lite server; an ICE restart is refused.
+    pub fn trickle(&mut self, now: Instant, session: &SessionId, frag: &str) -> Result<(), MediaError> {
+        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let mut candidates = Vec::new();
+        for line in frag.lines().map(str::trim) {
+            if line.starts_with("a=ice-ufrag") || line.starts_with("a=ice-pwd") {
+                // Same credentials are fine; new ones would be an ICE restart.
+                continue;
+            }
+            if let Some(c) = line.strip_prefix("a=candidate:") {
+                let c = Candidate::from_sdp_string(&format!("candidate:{c}"))
+                    .map_err(|e| MediaError::BadRequest(format!("bad candidate line: {e}")))?;
+                candidates.push(c);
+            }
+        }
+        let peer = self.peers.get_mut(&key).ok_or(MediaError::NoSession)?;
+        for c in candidates {
+            peer.rtc.add_remote_candidate(c);
+        }
+        self.poll(key, now);
+        Ok(())
+    }
+
+    /// Ends a session (WHIP/WHEP `DELETE`).
+    pub fn close(&mut self, session: &SessionId) -> Result<(), MediaError> {
+        match self.sessions.get(session) {
+            Some(&key) => {
+                self.remove(key);
+                Ok(())
+            }
+            None if self.recently_closed.contains(session) => Ok(()),
+            None => Err(MediaError::NoSession),
+        }
+    }
+
+    /// Sets a viewer's simulcast layer by rid, or automatic with `None`.
+    pub fn set_layer(&mut self, session: &SessionId, rid: Option<&str>) -> Result<(), MediaError> {
+        let layer = match rid {
+            None => None,
+            Some(r) => Some(RIDS.iter().position(|x| *x == r).ok_or_else(|| {
+                MediaError::BadRequest(format!("unknown encodingId {r:?}; use q, h or f"))
+            })?),
+        };
+        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        match self.peers.get_mut(&key).map(|p| &mut p.role) {
+            Some(Role::Viewer(v)) => {
+                v.manual_layer = layer;
+                Ok(())
+            }
+            _ => Err(MediaError::NoSession),
+        }
+    }
+
+    /// The meeting's occupied slots whose media flows.
+    pub fn stage(&mut self, now: Instant, meeting: &MeetingId) -> Vec<StageSource> {
+        let Some(room) = self.rooms.get(meeting) else {
+            return Vec::new();
+        };
+        let idle = self.config.idle_source;
+        let now_ms = self.ms(now);
+        let mut out = Vec::new();
+        for key in room.slots.iter().flatten() {
+            let Some(Peer {
+                role: Role::Publisher(p),
+                ..
+            }) = self.peers.get_mut(key)
+            else {
+                continue;
+            };
+            let fresh = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < idle);
+            let (video, audio) = (fresh(p.last_video), fresh(p.last_audio));
+            if !video && !audio {
+                continue;
+            }
+            let layers = if p.simulcast {
+                (0..RIDS.len())
+                    .filter(|&i| p.layers[i].rate.bps(now_ms) > 0)
+                    .map(|i| RIDS[i])
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            out.push(StageSource {
+                slot: p.slot,
+                source: p.source,
+                label: p.label.clone(),
+                video,
+                audio,
+                layers,
+            });
+        }
+        out.sort_by_key(|s| s.slot);
+        out
+    }
+
+    /// Closes every session of a meeting (it ended or was deleted).
+    pub fn end_meeting(&mut self, meeting: &MeetingId) {
+        if let Some(room) = self.rooms.get(meeting) {
+            let keys: Vec<PeerKey> = room.slots.iter().flatten().chain(&room.viewers).copied().collect();
+            for key in keys {
+                self.remove(key);
+            }
+        }
+        self.rooms.remove(meeting);
+    }
+
+    /// Number of peers (publishers, viewers).
+    pub fn peer_counts(&self) -> (usize, usize) {
+        (self.peers.len() - self.viewers, self.viewers)
+    }
+
+    /// A datagram arrived on one of the node's sockets.
+    pub fn receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let Ok(contents) = Receive::new(proto, source, destination, data) else {
+            self.metrics.dropped_datagrams.with_label_values(&["unparsable"]).inc();
+            return;
+        };
+        let input = Input::Receive(now, contents);
+        let known = self
+            .routes
+            .get(&(proto, source))
+            .copied()
+            .filter(|k| self.peers.get(k).is_some_and(|p| p.rtc.accepts(&input)));
+        let key = match known {
+            Some(k) => k,
+            None => {
+                let Some((&k, _)) = self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)) else {
+                    self.metrics.dropped_datagrams.with_label_values(&["unknown_peer"]).inc();
+                    return;
+                };
+                self.routes.insert((proto, source), k);
+                k
+            }
+        };
+        let peer = self.peers.get_mut(&key).expect("routed peer exists");
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(session = %peer.session, error = %e, "peer failed on input; closing");
+            self.remove(key);
+            return;
+        }
+        self.poll(key, now);
+        self.after_poll(now);
+    }
+
+    /// When the relay next needs [`Relay::handle_timeout`].
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.peers.values().map(|p| p.timeout).min()
+    }
+
+    /// Advances every peer whose timer is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.timeout <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(session = %peer.session, error = %e, "peer failed on timeout; closing");
+                self.remove(key);
+                continue;
+            }
+            self.poll(key, now);
+        }
+        self.after_poll(now);
+    }
+
+    /// Datagrams to send, in order.
+    pub fn drain_outgoing(&mut self) -> std::vec::Drain<'_, Outgoing> {
+        self.sinks.outgoing.drain(..)
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// Polls one peer until it has nothing more to say.
+    fn poll(&mut self, key: PeerKey, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            drain_peer(peer, key, now, &mut self.sinks, &self.metrics);
+        }
+    }
+
+    /// Forwards what the polls produced, sends keyframe requests, removes dead peers.
+    fn after_poll(&mut self, now: Instant) {
+        while !self.sinks.to_forward.is_empty() {
+            let mut batch = std::mem::take(&mut self.sinks.to_forward);
+            for (publisher, packet) in &batch {
+                self.forward(now, *publisher, packet);
+            }
+            batch.clear();
+            if self.sinks.to_forward.is_empty() {
+                self.sinks.to_forward = batch;
+            }
+        }
+        self.flush_requests(now);
+        while let Some(key) = self.sinks.to_remove.pop() {
+            self.remove(key);
+        }
+    }
+
+    fn forward(&mut self, now: Instant, publisher: PeerKey, packet: &RtpPacket) {
+        let now_ms = self.ms(now);
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(mut incoming) = inspect(peer, publisher, packet, now, now_ms) else {
+            return;
+        };
+        self.metrics.received_packets.inc();
+        self.metrics.received_bytes.inc_by(packet.payload.len() as u64);
+        let meeting = peer.meeting.clone();
+        let Some(room) = self.rooms.get(&meeting) else {
+            return;
+        };
+        incoming.video_sources = room
+            .slots
+            .iter()
+            .flatten()
+            .filter(|k| {
+                matches!(self.peers.get(k), Some(Peer { role: Role::Publisher(p), .. }) if p.has_video)
+            })
+            .count()
+            .max(1) as u64;
+        for &viewer in &room.viewers {
+            let Some(peer) = self.peers.get_mut(&viewer) else {
+                continue;
+            };
+            if forward_to(peer, &incoming, now, now_ms, &self.metrics, &mut self.sinks.to_request) {
+                // Poll right away: the viewer's packet leaves now, not at its next timer.
+                drain_peer(peer, viewer, now, &mut self.sinks, &self.metrics);
+            }
+        }
+    }
+
+    /// Asks publishers for keyframes, at most once per layer per `keyframe_interval`.
+    fn flush_requests(&mut self, now: Instant) {
+        let interval = self.config.keyframe_interval;
+        for (publisher, layer) in self.sinks.to_request.drain(..) {
+            let Some(peer) = self.peers.get_mut(&publisher) else {
+                continue;
+            };
+            let Role::Publisher(p) = &mut peer.role else {
+                continue;
+            };
+            let state = &mut p.layers[layer];
+            if state
+                .last_keyframe_request
+                .is_some_and(|t| now.duration_since(t) < interval)
+            {
+                self.metrics.keyframe_requests.with_label_values(&["throttled"]).inc();
+                continue;
+            }
+            state.last_keyframe_request = Some(now);
+            let rid = p.simulcast.then(|| RIDS[layer].into());
+            let video_mid = p
+                .tracks
+                .values()
+                .find(|t| t.kind == MediaKind::Video)
+                .map(|t| t.mid);
+            let mut api = peer.rtc.direct_api();
+            if let Some(stream) = video_mid.and_then(|mid| api.stream_rx_by_mid(mid, rid)) {
+                stream.request_keyframe(KeyframeRequestKind::Pli);
+                self.metrics.keyframe_requests.with_label_values(&["sent"]).inc();
+            }
+            // The request leaves with the publisher's next poll.
+            peer.timeout = now;
+        }
+    }
+
+    fn remove(&mut self, key: PeerKey) {
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        self.sessions.remove(&peer.session);
+        if self.recently_closed.len() == RECENTLY_CLOSED {
+            self.recently_closed.pop_front();
+        }
+        self.recently_closed.push_back(peer.session.clone());
+        self.routes.retain(|_, k| *k != key);
+        self.metrics.peers.with_label_values(&[peer.role.label()]).dec();
+        if let Some(room) = self.rooms.get_mut(&peer.meeting) {
+            match &peer.role {
+                Role::Publisher(p) => {
+                    if room.slots[p.slot] == Some(key) {
+                        room.slots[p.slot] = None;
+                    }
+                }
+                Role::Viewer(_) => {
+                    room.viewers.retain(|k| *k != key);
+                    self.viewers -= 1;
+                }
+            }
+            if room.viewers.is_empty() && room.slots.iter().all(Option::is_none) {
+                self.rooms.remove(&peer.meeting);
+            }
+        } else if matches!(peer.role, Role::Viewer(_)) {
+            self.viewers -= 1;
+        }
+        tracing::debug!(session = %peer.session, meeting = %peer.meeting, "media session closed");
+    }
+}
+
+impl Role {
+    fn label(&self) -> &'static str {
+        match self {
+            Role::Publisher(_) => "publisher",
+            Role::Viewer(_) => "viewer",
+        }
+    }
+}
+
+/// Applies an SDP offer; any refusal is the client's fault and says why.
+fn accept(rtc: &mut Rtc, offer: &str) -> Result<String, MediaError> {
+    let offer = SdpOffer::from_sdp_string(offer)
+        .map_err(|e| MediaError::BadSdp(format!("the body is not a valid SDP offer: {e}")))?;
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| MediaError::BadSdp(format!("the SDP offer cannot be accepted: {e}")))?;
+    Ok(answer.to_sdp_string())
+}
+
+/// The mids of the negotiated video and audio m-lines on which our side receives
+/// (`RecvOnly`) or sends (anything else), in SDP order.
+fn media_lines(answer: &str, direction: Direction) -> (Vec<Mid>, Vec<Mid>) {
+    let (mut video, mut audio) = (Vec::new(), Vec::new());
+    for line in crate::sdp::answer_lines(answer) {
+        let usable = match direction {
+            Direction::RecvOnly => line.receives,
+            _ => line.sends,
+        };
+        if usable {
+            let mid = Mid::from(line.mid.as_str());
+            if line.video { video.push(mid) } else { audio.push(mid) }
+        }
+    }
+    (video, audio)
+}
+
+/// Decides whether one viewer gets this packet, and writes it if so. True if written.
+fn forward_to(
+    peer: &mut Peer,
+    incoming: &Incoming<'_>,
+    now: Instant,
+    now_ms: u64,
+    metrics: &MediaMetrics,
+    requests: &mut Vec<(PeerKey, usize)>,
+) -> bool {
+    let Role::Viewer(viewer) = &mut peer.role else {
+        return false;
+    };
+    let is_video = incoming.kind == MediaKind::Video;
+    let tracks = if is_video { &mut viewer.video } else { &mut viewer.audio };
+    let Some(track) = tracks.get_mut(incoming.slot) else {
+        return false;
+    };
+    let packet = incoming.packet;
+    let clock = incoming.spec.clock_rate.get();
+    if track.source != Some(incoming.publisher) {
+        track.source = Some(incoming.publisher);
+        track.layer = None;
+        track.pt_map = None;
+    }
+    if is_video {
+        let budget = viewer.estimate.as_u64() * 85 / 100 / incoming.video_sources;
+        let target = choose_layer(&incoming.layer_rates, budget, viewer.manual_layer)
+            .unwrap_or(incoming.layer);
+        if track.layer != Some(target) {
+            requests.push((incoming.publisher, target));
+        }
+        if incoming.layer == target && incoming.keyframe && track.layer != Some(target) {
+            if track.layer.is_some() {
+                metrics.layer_switches.inc();
+            }
+            track.layer = Some(target);
+            track
+                .rewriter
+                .switch(*packet.seq_no, packet.header.timestamp, incoming.vp8, now_ms, clock);
+            if !viewer.first_frame_seen {
+                viewer.first_frame_seen = true;
+                metrics
+                    .time_to_first_frame
+                    .observe(now.duration_since(peer.created).as_secs_f64());
+            }
+        }
+        if track.layer != Some(incoming.layer) {
+            return false;
+        }
+    } else if track.layer.is_none() {
+        track.layer = Some(0);
+        track
+            .rewriter
+            .switch(*packet.seq_no, packet.header.timestamp, Vp8Ids::default(), now_ms, clock);
+    }
+    let Some(out) = track
+        .rewriter
+        .rewrite(*packet.seq_no, packet.header.timestamp, incoming.vp8, now_ms)
+    else {
+        return false;
+    };
+    let in_pt = packet.header.payload_type;
+    let out_pt = match track.pt_map {
+        Some((from, to)) if from == in_pt => to,
+        _ => {
+            let Some(to) = matching_pt(&peer.rtc, track.mid, &incoming.spec) else {
+                return false;
+            };
+            track.pt_map = Some((in_pt, to));
+            to
+        }
+    };
+    let mut write = RtpWrite::new(
+        out_pt,
+        out.seq.into(),
+        out.ts,
+        packet.timestamp,
+        Arc::clone(&packet.payload),
+    )
+    .marker(packet.header.marker)
+    .nackable(is_video)
+    .ext_vals(ExtensionValues {
+        audio_level: packet.header.ext_vals.audio_level,
+        voice_activity: packet.header.ext_vals.voice_activity,
+        video_orientation: packet.header.ext_vals.video_orientation,
+        ..Default::default()
+    });
+    if let (Some(pid), Ok(d)) = (out.picture_id, Vp8Descriptor::parse(&packet.payload))
+        && incoming.spec.codec == Codec::Vp8
+    {
+        let mut patch = d.patch().picture_id(pid);
+        if let Some(tl0) = out.tl0_pic_idx {
+            patch = patch.tl0_pic_idx(tl0);
+        }
+        if let Ok(patch) = patch.build() {
+            write = write.vp8_patch(patch);
+        }
+    }
+    let mid = track.mid;
+    let mut api = peer.rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+        return false;
+    };
+    stream.write_rtp(write);
+    metrics.forwarded_packets.inc();
+    metrics.forwarded_bytes.inc_by(packet.payload.len() as u64);
+    true
+}
+
+/// This viewer's payload type for the publisher's codec on m-line `mid`.
+fn matching_pt(rtc: &Rtc, mid: Mid, spec: &CodecSpec) -> Option<Pt> {
+    let media = rtc.media(mid)?;
+    let offered = media.remote_pts();
+    rtc.codec_config()
+        .params()
+        .iter()
+        .filter(|p| offered.contains(&p.pt()))
+        .map(|p| (p.pt(), p.spec()))
+        .filter(|(_, s)| s.codec == spec.codec && s.clock_rate == spec.clock_rate)
+        .max_by_key(|(_, s)| {
+            // For H.264 prefer the same profile and packetization mode.
+            (s.format.profile_level_id == spec.format.profile_level_id) as u8
+                + (s.format.packetization_mode == spec.format.packetization_mode) as u8
+        })
+        .map(|(pt, _)| pt)
+}
+
+/// Polls a peer until it waits for time; RTP packets and requests go to `sinks`.
+fn drain_peer(peer: &mut Peer, key: PeerKey, now: Instant, sinks: &mut Sinks, metrics: &MediaMetrics) {
+    loop {
+        match peer.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                peer.timeout = t;
+                break;
+            }
+            Ok(Output::Transmit(t)) => sinks.outgoing.push(Outgoing {
+                proto: t.proto,
+                source: t.source,
+                destination: t.destination,
+                data: t.contents.into(),
+            }),
+            Ok(Output::Event(event)) => match event {
+                Event::RtpPacket(packet) => sinks.to_forward.push((key, packet)),
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    sinks.to_remove.push(key);
+                }
+                Event::KeyframeRequest(req) => {
+                    if let Role::Viewer(v) = &peer.role
+                        && let Some(t) = v.video.iter().find(|t| t.mid == req.mid)
+                        && let (Some(p), Some(layer)) = (t.source, t.layer)
+                    {
+                        sinks.to_request.push((p, layer));
+                    }
+                }
+                Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                    if let Role::Viewer(v) = &mut peer.role {
+                        v.estimate = estimate;
+                    }
+                }
+                Event::MediaEgressStats(stats) => {
+                    if let Role::Viewer(v) = &mut peer.role {
+                        let seen = match v.nacks_seen.iter_mut().find(|(m, _)| *m == stats.mid) {
+                            Some((_, n)) => n,
+                            None => {
+                                v.nacks_seen.push((stats.mid, 0));
+                                &mut v.nacks_seen.last_mut().expect("just pushed").1
+                            }
+                        };
+                        metrics.nacks.inc_by(stats.nacks.saturating_sub(*seen));
+                        *seen = (*seen).max(stats.nacks);
+                    }
+                }
+                _ => {}
+            },
+            Err(e) => {
+                tracing::debug!(session = %peer.session, error = %e, "peer failed; closing");
+                sinks.to_remove.push(key);
+                peer.timeout = now + Duration::from_secs(3600);
+                break;
+            }
+        }
+    }
+    if !peer.rtc.is_alive() {
+        sinks.to_remove.push(key);
+    }
+}
+
+/// Looks up what every viewer's forwarding needs about a publisher's packet, and updates the
+/// publisher's per-layer rates and liveness. `None` for a packet of no known stream or codec.
+fn inspect<'a>(
+    peer: &mut Peer,
+    publisher: PeerKey,
+    packet: &'a RtpPacket,
+    now: Instant,
+    now_ms: u64,
+) -> Option<Incoming<'a>> {
+    let Role::Publisher(p) = &mut peer.role else {
+        return None;
+    };
+    let ssrc = packet.header.ssrc;
+    let track = match p.tracks.get(&ssrc) {
+        Some(t) => t.clone(),
+        None => {
+            let mut api = peer.rtc.direct_api();
+            let rx = api.stream_rx(&ssrc)?;
+            let (mid, rid) = (rx.mid(), rx.rid());
+            let kind = peer.rtc.media(mid)?.kind();
+            let layer = match rid {
+                Some(r) => {
+                    p.simulcast = true;
+                    RIDS.iter().position(|x| **x == *r).unwrap_or(0)
+                }
+                None => 0,
+            };
+            let t = InTrack { kind, mid, layer };
+            p.tracks.insert(ssrc, t.clone());
+            t
+        }
+    };
+    let pt = packet.header.payload_type;
+    let spec = peer
+        .rtc
+        .codec_config()
+        .params()
+        .iter()
+        .find(|params| params.pt() == pt)?
+        .spec();
+    let is_video = track.kind == MediaKind::Video;
+    let mut layer_rates = [0; 3];
+    let (mut keyframe, mut vp8) = (false, Vp8Ids::default());
+    if is_video {
+        p.last_video = Some(now);
+        p.layers[track.layer].rate.add(now_ms, packet.payload.len());
+        for (i, l) in p.layers.iter_mut().enumerate() {
+            layer_rates[i] = l.rate.bps(now_ms);
+        }
+        keyframe = starts_keyframe(spec.codec, &packet.payload);
+        if spec.codec == Codec::Vp8
+            && let Ok(d) = Vp8Descriptor::parse(&packet.payload)
+        {
+            vp8 = Vp8Ids {
+                picture_id: d.picture_id(),
+                tl0_pic_idx: d.tl0_pic_idx(),
+            };
+        }
+    } else {
+        p.last_audio = Some(now);
+    }
+    Some(Incoming {
+        publisher,
+        slot: p.slot,
+        kind: track.kind,
+        layer: track.layer,
+        spec,
+        keyframe,
+        vp8,
+        layer_rates,
+        video_sources: 1,
+        packet,
+    })
+}
