@@ -1,0 +1,397 @@
+//! The relay on virtual time: str0m clients (a publisher and viewers) talk to the `Relay` state
+//! machine through an in-memory network, a millisecond at a time. No sockets and no sleeping,
+//! so the tests are exact and fast, and they can count every packet.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use prometheus::Registry;
+use str0m::bwe::Bitrate;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use townhall_core::MeetingId;
+use townhall_media::relay::{Relay, RelayConfig};
+use townhall_media::{MediaError, MediaMetrics, SourceKind};
+
+const RELAY_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
+const STEP: Duration = Duration::from_millis(1);
+
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    /// Unplugged clients get nothing and send nothing, like a laptop whose lid closed.
+    plugged: bool,
+    video_mid: Option<Mid>,
+    audio_mid: Option<Mid>,
+    received_video: u64,
+    received_audio: u64,
+    keyframe_requests: u64,
+    connected: bool,
+}
+
+struct Net {
+    relay: Relay,
+    metrics: MediaMetrics,
+    clients: Vec<Client>,
+    now: Instant,
+    start: Instant,
+    meeting: MeetingId,
+    /// Publisher state: next sequence numbers, frame counter, what was sent.
+    video_seq: u64,
+    audio_seq: u64,
+    frame: u64,
+    sent_video: u64,
+    sent_audio: u64,
+    key_wanted: bool,
+}
+
+fn relay_config() -> RelayConfig {
+    RelayConfig {
+        candidates: vec![Candidate::host(RELAY_ADDR, "udp").unwrap()],
+        max_viewers: 1000,
+        keyframe_interval: Duration::from_millis(500),
+        initial_viewer_bitrate: Bitrate::kbps(1000),
+        idle_source: Duration::from_secs(2),
+    }
+}
+
+impl Net {
+    fn new() -> Self {
+        let now = Instant::now();
+        let metrics = MediaMetrics::new(&Registry::new()).unwrap();
+        Net {
+            relay: Relay::new(relay_config(), metrics.clone(), now),
+            metrics,
+            clients: Vec::new(),
+            now,
+            start: now,
+            meeting: MeetingId::parse("virtual").unwrap(),
+            video_seq: 1,
+            audio_seq: 1,
+            frame: 0,
+            sent_video: 0,
+            sent_audio: 0,
+            key_wanted: false,
+        }
+    }
+
+    fn client(&mut self, direction: Direction) -> (usize, SdpPendingOffer, String) {
+        let index = self.clients.len();
+        let addr = SocketAddr::from(([10, 0, 1, index as u8 + 1], 40000));
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let video_mid = change.add_media(MediaKind::Video, direction, None, None, None);
+        let audio_mid = change.add_media(MediaKind::Audio, direction, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        self.clients.push(Client {
+            rtc,
+            addr,
+            plugged: true,
+            video_mid: Some(video_mid),
+            audio_mid: Some(audio_mid),
+            received_video: 0,
+            received_audio: 0,
+            keyframe_requests: 0,
+            connected: false,
+        });
+        (index, pending, offer.to_sdp_string())
+    }
+
+    fn accept(&mut self, index: usize, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        self.clients[index]
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .unwrap();
+    }
+
+    fn publisher(&mut self) -> usize {
+        let (index, pending, offer) = self.client(Direction::SendOnly);
+        let answer = self
+            .relay
+            .publish(self.now, self.meeting.clone(), SourceKind::Camera, None, &offer)
+            .unwrap();
+        self.accept(index, pending, &answer.sdp);
+        index
+    }
+
+    fn viewer(&mut self) -> usize {
+        let (index, pending, offer) = self.client(Direction::RecvOnly);
+        let answer = self.relay.view(self.now, self.meeting.clone(), &offer).unwrap();
+        self.accept(index, pending, &answer.sdp);
+        index
+    }
+
+    /// Moves every queued datagram until the network is quiet. Like the real driver, each
+    /// input to an `Rtc` is followed by polling it dry (str0m expects exactly that).
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                if self.clients[i].plugged {
+                    moved |= self.poll_client(i);
+                }
+            }
+            let outgoing: Vec<_> = self.relay.drain_outgoing().collect();
+            for out in outgoing {
+                moved = true;
+                let Some(i) = self.clients.iter().position(|c| c.addr == out.destination) else {
+                    continue;
+                };
+                if !self.clients[i].plugged {
+                    continue;
+                }
+                let receive = Receive::new(Protocol::Udp, out.source, out.destination, &out.data).unwrap();
+                self.clients[i].rtc.handle_input(Input::Receive(self.now, receive)).unwrap();
+                self.poll_client(i);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the network never went quiet");
+    }
+
+    /// Polls client `i` until it waits for time; its datagrams go straight to the relay.
+    fn poll_client(&mut self, i: usize) -> bool {
+        let mut moved = false;
+        loop {
+            let client = &mut self.clients[i];
+            match client.rtc.poll_output().unwrap() {
+                Output::Timeout(_) => return moved,
+                Output::Transmit(t) => {
+                    moved = true;
+                    self.relay
+                        .receive(self.now, t.proto, t.source, t.destination, &t.contents);
+                }
+                Output::Event(e) => match e {
+                    Event::Connected => client.connected = true,
+                    Event::RtpPacket(p) => {
+                        let mid = client.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                        if mid == client.video_mid {
+                            client.received_video += 1;
+                        } else if mid == client.audio_mid {
+                            client.received_audio += 1;
+                        }
+                    }
+                    Event::KeyframeRequest(_) => {
+                        client.keyframe_requests += 1;
+                        self.key_wanted = true;
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Advances virtual time by `duration`, with the publisher (client 0) sending 30 video
+    /// frames of 3 packets and 50 audio packets a second once connected.
+    fn run(&mut self, duration: Duration, publishing: bool) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += STEP;
+            for c in self.clients.iter_mut().filter(|c| c.plugged) {
+                c.rtc.handle_input(Input::Timeout(self.now)).unwrap();
+            }
+            self.relay.handle_timeout(self.now);
+            let ms = self.ms();
+            if publishing && self.clients[0].connected {
+                if ms.is_multiple_of(20) {
+                    self.send_audio();
+                }
+                if ms.is_multiple_of(33) {
+                    self.send_frame();
+                }
+            }
+            self.settle();
+        }
+    }
+
+    fn ms(&self) -> u64 {
+        self.now.duration_since(self.start).as_millis() as u64
+    }
+
+    fn pt(&self, codec: Codec) -> Pt {
+        self.clients[0]
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .unwrap()
+            .pt()
+    }
+
+    fn send_frame(&mut self) {
+        let pt = self.pt(Codec::Vp8);
+        let key = self.frame.is_multiple_of(60) || std::mem::take(&mut self.key_wanted);
+        let picture_id = (self.frame & 0x7fff) as u16;
+        let ts = (self.frame * 3000) as u32;
+        let now = self.now;
+        let mid = self.clients[0].video_mid.unwrap();
+        let mut api = self.clients[0].rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None).unwrap();
+        for part in 0..3 {
+            let payload = vp8_payload(picture_id, part == 0, key, 1000);
+            stream.write_rtp(
+                RtpWrite::new(pt, self.video_seq.into(), ts, now, payload)
+                    .marker(part == 2)
+                    .nackable(true),
+            );
+            self.video_seq += 1;
+            self.sent_video += 1;
+        }
+        self.frame += 1;
+    }
+
+    fn send_audio(&mut self) {
+        let pt = self.pt(Codec::Opus);
+        let ts = (self.audio_seq * 960) as u32;
+        let now = self.now;
+        let mid = self.clients[0].audio_mid.unwrap();
+        let mut api = self.clients[0].rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None).unwrap();
+        stream.write_rtp(RtpWrite::new(pt, self.audio_seq.into(), ts, now, vec![0xfc; 80]));
+        self.audio_seq += 1;
+        self.sent_audio += 1;
+    }
+}
+
+/// A VP8 payload: descriptor with a 15-bit picture id, then (first packet) the payload header.
+fn vp8_payload(picture_id: u16, first: bool, key: bool, len: usize) -> Vec<u8> {
+    let start = if first { 0x10 } else { 0x00 };
+    let mut p = vec![0x80 | start, 0x80, 0x80 | (picture_id >> 8) as u8, picture_id as u8];
+    p.push(if key { 0x00 } else { 0x01 });
+    p.resize(len, 0x42);
+    p
+}
+
+/// A publisher and `viewers` viewers, connected and past the first keyframe.
+fn stage(viewers: usize) -> Net {
+    let mut net = Net::new();
+    net.publisher();
+    for _ in 0..viewers {
+        net.viewer();
+    }
+    net.run(Duration::from_secs(3), true);
+    assert!(net.clients.iter().all(|c| c.connected), "every client connects");
+    net
+}
+
+#[test]
+fn every_viewer_gets_every_packet_the_publisher_sent() {
+    let mut net = stage(3);
+    // A quiet moment first, so nothing is in flight when counting starts.
+    net.run(Duration::from_millis(300), false);
+    let (video0, audio0) = (net.sent_video, net.sent_audio);
+    let before: Vec<(u64, u64)> = net.clients[1..]
+        .iter()
+        .map(|c| (c.received_video, c.received_audio))
+        .collect();
+    net.run(Duration::from_secs(2), true);
+    // One more quiet second lets the paced tail arrive.
+    net.run(Duration::from_secs(1), false);
+    let (sent_video, sent_audio) = (net.sent_video - video0, net.sent_audio - audio0);
+    assert!(sent_video > 150 && sent_audio > 90, "the publisher sent {sent_video}/{sent_audio}");
+    for (c, (v0, a0)) in net.clients[1..].iter().zip(before) {
+        assert_eq!(c.received_video - v0, sent_video, "video packets per viewer");
+        assert_eq!(c.received_audio - a0, sent_audio, "audio packets per viewer");
+    }
+    assert!(net.metrics.forwarded_packets.get() >= 3 * (sent_video + sent_audio));
+    net.run(Duration::from_millis(1500), false);
+    let stage = net.relay.stage(net.now, &net.meeting);
+    assert!(stage.is_empty(), "a source that stopped sending leaves the stage: {stage:?}");
+}
+
+#[test]
+fn the_stage_lists_a_flowing_source() {
+    let mut net = stage(1);
+    let stage = net.relay.stage(net.now, &net.meeting);
+    assert_eq!(stage.len(), 1);
+    assert_eq!((stage[0].slot, stage[0].video, stage[0].audio), (0, true, true));
+    assert_eq!(stage[0].source, SourceKind::Camera);
+}
+
+#[test]
+fn a_viewer_that_vanishes_does_not_disturb_the_others_and_is_removed() {
+    let mut net = stage(3);
+    net.run(Duration::from_millis(300), false);
+    net.clients[2].plugged = false;
+    let before: Vec<u64> = net.clients.iter().map(|c| c.received_video).collect();
+    let sent0 = net.sent_video;
+    net.run(Duration::from_secs(2), true);
+    net.run(Duration::from_millis(500), false);
+    let sent = net.sent_video - sent0;
+    assert_eq!(net.clients[1].received_video - before[1], sent);
+    assert_eq!(net.clients[3].received_video - before[3], sent);
+    assert_eq!(net.clients[2].received_video, before[2]);
+    // ICE notices the silence and the relay lets the peer go.
+    for _ in 0..60 {
+        if net.relay.peer_counts() == (1, 2) {
+            return;
+        }
+        net.run(Duration::from_secs(1), true);
+    }
+    panic!("the vanished viewer was never removed: {:?}", net.relay.peer_counts());
+}
+
+#[test]
+fn many_joins_at_once_cost_the_publisher_few_keyframe_requests() {
+    let mut net = stage(0);
+    let requests0 = net.clients[0].keyframe_requests;
+    for _ in 0..40 {
+        net.viewer();
+        net.run(Duration::from_millis(5), true);
+    }
+    net.run(Duration::from_secs(2), true);
+    let requests = net.clients[0].keyframe_requests - requests0;
+    assert!(net.clients[1..].iter().all(|c| c.received_video > 0), "every viewer got video");
+    // 2.2 s with at most one request per 500 ms.
+    assert!((1..=5).contains(&requests), "{requests} keyframe requests reached the publisher");
+}
+
+#[test]
+fn ending_the_meeting_closes_every_session() {
+    let mut net = stage(2);
+    assert_eq!(net.relay.peer_counts(), (1, 2));
+    let meeting = net.meeting.clone();
+    net.relay.end_meeting(&meeting);
+    assert_eq!(net.relay.peer_counts(), (0, 0));
+    assert!(net.relay.stage(net.now, &meeting).is_empty());
+}
+
+#[test]
+fn bad_offers_are_refused_and_leave_no_peer() {
+    let mut net = Net::new();
+    let meeting = net.meeting.clone();
+    let garbage = net.relay.publish(net.now, meeting.clone(), SourceKind::Camera, None, "hello");
+    assert!(matches!(garbage, Err(MediaError::BadSdp(_))), "{garbage:?}");
+    // A WHEP-style (receive-only) offer sent to WHIP has nothing to publish.
+    let (_, _, recv_offer) = net.client(Direction::RecvOnly);
+    let wrong = net.relay.publish(net.now, meeting.clone(), SourceKind::Camera, None, &recv_offer);
+    assert!(matches!(wrong, Err(MediaError::BadSdp(_))), "{wrong:?}");
+    let (_, _, send_offer) = net.client(Direction::SendOnly);
+    let wrong = net.relay.view(net.now, meeting, &send_offer);
+    assert!(matches!(wrong, Err(MediaError::BadSdp(_))), "{wrong:?}");
+    assert_eq!(net.relay.peer_counts(), (0, 0));
+}
+
+#[test]
+fn the_stage_has_four_slots() {
+    let mut net = Net::new();
+    for _ in 0..4 {
+        net.publisher();
+    }
+    let (_, _, offer) = net.client(Direction::SendOnly);
+    let full = net
+        .relay
+        .publish(net.now, net.meeting.clone(), SourceKind::Screen, None, &offer);
+    assert_eq!(full.unwrap_err(), MediaError::StageFull);
+}
+
