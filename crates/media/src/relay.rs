@@ -5,7 +5,8 @@
 //! each viewer of its meeting right away (write into the viewer's str0m stream, poll it), so
 //! forwarding adds no queueing of its own.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,10 @@ const RECENTLY_CLOSED: usize = 4096;
 /// What polling peers produces, kept apart from the peers so both can be borrowed at once.
 #[derive(Debug, Default)]
 struct Sinks {
+    /// Peer wake-up times, earliest first. An entry is stale when the peer has since been
+    /// given another time (or is gone); stale entries are skipped when they come due. This
+    /// keeps a timer tick O(log n) instead of scanning every peer.
+    timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
     outgoing: Vec<Outgoing>,
     /// RTP packets polled from publishers, forwarded once their poll is done.
     to_forward: Vec<(PeerKey, RtpPacket)>,
@@ -326,6 +331,7 @@ impl Relay {
                 role,
             },
         );
+        self.sinks.timers.push(Reverse((now, key)));
         self.poll(key, now);
         key
     }
@@ -457,7 +463,16 @@ impl Relay {
         let key = match known {
             Some(k) => k,
             None => {
-                let Some((&k, _)) = self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)) else {
+                // Only a STUN binding request (first byte 0..=3, RFC 7983) can open a new
+                // route; anything else from an unknown address is dropped without asking
+                // every peer, so junk traffic costs O(1).
+                let stun = data.first().is_some_and(|b| *b <= 3);
+                let found = if stun {
+                    self.peers.iter().find(|(_, p)| p.rtc.accepts(&input))
+                } else {
+                    None
+                };
+                let Some((&k, _)) = found else {
                     self.metrics.dropped_datagrams.with_label_values(&["unknown_peer"]).inc();
                     return;
                 };
@@ -476,18 +491,28 @@ impl Relay {
     }
 
     /// When the relay next needs [`Relay::handle_timeout`].
-    pub fn next_timeout(&self) -> Option<Instant> {
-        self.peers.values().map(|p| p.timeout).min()
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, key))) = self.sinks.timers.peek() {
+            if self.peers.get(&key).is_some_and(|p| p.timeout == at) {
+                return Some(at);
+            }
+            self.sinks.timers.pop();
+        }
+        None
     }
 
     /// Advances every peer whose timer is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.timeout <= now)
-            .map(|(k, _)| *k)
-            .collect();
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, key))) = self.sinks.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.sinks.timers.pop();
+            if self.peers.get(&key).is_some_and(|p| p.timeout == at) && due.last() != Some(&key) {
+                due.push(key);
+            }
+        }
         for key in due {
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
@@ -601,7 +626,7 @@ impl Relay {
                 self.metrics.keyframe_requests.with_label_values(&["sent"]).inc();
             }
             // The request leaves with the publisher's next poll.
-            peer.timeout = now;
+            set_timeout(peer, publisher, now, &mut self.sinks.timers);
         }
     }
 
@@ -803,12 +828,19 @@ fn matching_pt(rtc: &Rtc, mid: Mid, spec: &CodecSpec) -> Option<Pt> {
         .map(|(pt, _)| pt)
 }
 
+fn set_timeout(peer: &mut Peer, key: PeerKey, at: Instant, timers: &mut BinaryHeap<Reverse<(Instant, PeerKey)>>) {
+    if peer.timeout != at {
+        peer.timeout = at;
+        timers.push(Reverse((at, key)));
+    }
+}
+
 /// Polls a peer until it waits for time; RTP packets and requests go to `sinks`.
 fn drain_peer(peer: &mut Peer, key: PeerKey, now: Instant, sinks: &mut Sinks, metrics: &MediaMetrics) {
     loop {
         match peer.rtc.poll_output() {
             Ok(Output::Timeout(t)) => {
-                peer.timeout = t;
+                set_timeout(peer, key, t, &mut sinks.timers);
                 break;
             }
             Ok(Output::Transmit(t)) => sinks.outgoing.push(Outgoing {
@@ -853,7 +885,7 @@ fn drain_peer(peer: &mut Peer, key: PeerKey, now: Instant, sinks: &mut Sinks, me
             Err(e) => {
                 tracing::debug!(session = %peer.session, error = %e, "peer failed; closing");
                 sinks.to_remove.push(key);
-                peer.timeout = now + Duration::from_secs(3600);
+                set_timeout(peer, key, now + Duration::from_secs(3600), &mut sinks.timers);
                 break;
             }
         }
