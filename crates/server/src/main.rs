@@ -78,7 +78,9 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOWNHALL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // str0m warns about details of peers' SDP (e.g. a RED payload type it ignores) that
+        // an operator can do nothing about; its errors still show.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,str0m=error"));
     // Colours only for a person at a terminal, not in log files or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
