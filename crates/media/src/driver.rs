@@ -47,6 +47,8 @@ pub struct MediaConfig {
     pub max_viewers: usize,
     /// Least time between two keyframe requests to one publisher layer, in milliseconds.
     pub keyframe_interval_ms: u64,
+    /// Media sessions one client address may hold at once; more get 429.
+    pub max_sessions_per_ip: usize,
 }
 
 impl Default for MediaConfig {
@@ -61,12 +63,16 @@ impl Default for MediaConfig {
             ice_servers: Vec::new(),
             max_viewers: 2000,
             keyframe_interval_ms: 500,
+            max_sessions_per_ip: 50,
         }
     }
 }
 
 impl MediaConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_sessions_per_ip == 0 {
+            return Err("media.max_sessions_per_ip must be at least 1".into());
+        }
         if self.max_viewers == 0 {
             return Err("media.max_viewers must be at least 1".into());
         }
@@ -98,6 +104,7 @@ struct Datagram {
 
 enum Command {
     Publish {
+        ip: IpAddr,
         meeting: MeetingId,
         source: SourceKind,
         label: Option<String>,
@@ -105,6 +112,7 @@ enum Command {
         reply: oneshot::Sender<Result<Answer, MediaError>>,
     },
     View {
+        ip: IpAddr,
         meeting: MeetingId,
         offer: String,
         reply: oneshot::Sender<Result<Answer, MediaError>>,
@@ -128,6 +136,9 @@ enum Command {
         reply: oneshot::Sender<Vec<StageSource>>,
     },
     EndMeeting {
+        meeting: MeetingId,
+    },
+    ClosePublishers {
         meeting: MeetingId,
     },
 }
@@ -192,6 +203,8 @@ impl Media {
                 keyframe_interval: Duration::from_millis(config.keyframe_interval_ms),
                 initial_viewer_bitrate: Bitrate::kbps(1_000),
                 idle_source: Duration::from_secs(2),
+                max_sessions_per_ip: config.max_sessions_per_ip,
+                connect_timeout: Duration::from_secs(20),
             },
             metrics.clone(),
             Instant::now().into_std(),
@@ -231,12 +244,14 @@ impl Media {
     /// WHIP: a publisher's offer for `meeting`.
     pub async fn publish(
         &self,
+        ip: IpAddr,
         meeting: MeetingId,
         source: SourceKind,
         label: Option<String>,
         offer: String,
     ) -> Result<Answer, MediaError> {
         self.ask(|reply| Command::Publish {
+            ip,
             meeting,
             source,
             label,
@@ -247,8 +262,9 @@ impl Media {
     }
 
     /// WHEP: a viewer's offer for `meeting` (which the caller checked is live).
-    pub async fn view(&self, meeting: MeetingId, offer: String) -> Result<Answer, MediaError> {
+    pub async fn view(&self, ip: IpAddr, meeting: MeetingId, offer: String) -> Result<Answer, MediaError> {
         self.ask(|reply| Command::View {
+            ip,
             meeting,
             offer,
             reply,
@@ -280,6 +296,11 @@ impl Media {
 
     pub async fn stage(&self, meeting: MeetingId) -> Result<Vec<StageSource>, MediaError> {
         self.ask(|reply| Command::Stage { meeting, reply }).await
+    }
+
+    /// Closes the meeting's publishers (its studio link was replaced).
+    pub async fn close_publishers(&self, meeting: MeetingId) {
+        let _ = self.commands.send(Command::ClosePublishers { meeting }).await;
     }
 
     /// Closes every media session of the meeting.
@@ -506,20 +527,22 @@ fn handle(relay: &mut Relay, command: Command) {
     let now = Instant::now().into_std();
     match command {
         Command::Publish {
+            ip,
             meeting,
             source,
             label,
             offer,
             reply,
         } => {
-            let _ = reply.send(relay.publish(now, meeting, source, label, &offer));
+            let _ = reply.send(relay.publish(now, ip, meeting, source, label, &offer));
         }
         Command::View {
+            ip,
             meeting,
             offer,
             reply,
         } => {
-            let _ = reply.send(relay.view(now, meeting, &offer));
+            let _ = reply.send(relay.view(now, ip, meeting, &offer));
         }
         Command::Trickle {
             session,
@@ -542,6 +565,7 @@ fn handle(relay: &mut Relay, command: Command) {
             let _ = reply.send(relay.stage(now, &meeting));
         }
         Command::EndMeeting { meeting } => relay.end_meeting(&meeting),
+        Command::ClosePublishers { meeting } => relay.close_publishers(&meeting),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,10 @@ pub struct RelayConfig {
     pub initial_viewer_bitrate: Bitrate,
     /// A source without packets for this long leaves the stage (the meeting shows as paused).
     pub idle_source: Duration,
+    /// Sessions one client address may hold at once (WHIP and WHEP together).
+    pub max_sessions_per_ip: usize,
+    /// A session whose peer has not connected by then is dropped (an offer nobody follows up).
+    pub connect_timeout: Duration,
 }
 
 /// A datagram the driver must send.
@@ -77,6 +81,8 @@ pub struct Relay {
     /// Sessions that ended lately (ICE gone, meeting ended), so a client's `DELETE` that comes
     /// after its peer connection closed still gets 200, not 404.
     recently_closed: std::collections::VecDeque<SessionId>,
+    sessions_per_ip: HashMap<IpAddr, usize>,
+    last_sweep: Instant,
 }
 
 /// How many ended sessions [`Relay::close`] still recognises.
@@ -110,6 +116,8 @@ struct Peer {
     rtc: Rtc,
     timeout: Instant,
     created: Instant,
+    ip: IpAddr,
+    connected: bool,
     role: Role,
 }
 
@@ -197,6 +205,8 @@ impl Relay {
             viewers: 0,
             sinks: Sinks::default(),
             recently_closed: std::collections::VecDeque::new(),
+            sessions_per_ip: HashMap::new(),
+            last_sweep: now,
         }
     }
 
@@ -223,11 +233,13 @@ impl Relay {
     pub fn publish(
         &mut self,
         now: Instant,
+        ip: IpAddr,
         meeting: MeetingId,
         source: SourceKind,
         label: Option<String>,
         offer: &str,
     ) -> Result<Answer, MediaError> {
+        self.check_ip(ip)?;
         let room = self.rooms.entry(meeting.clone()).or_default();
         let slot = room
             .slots
@@ -260,7 +272,7 @@ impl Relay {
             last_video: None,
             last_audio: None,
         });
-        let key = self.insert(now, meeting.clone(), rtc, role);
+        let key = self.insert(now, ip, meeting.clone(), rtc, role);
         if let Some(room) = self.rooms.get_mut(&meeting) {
             room.slots[slot] = Some(key);
         }
@@ -271,10 +283,11 @@ impl Relay {
     }
 
     /// Accepts a WHEP offer. The caller has checked that the meeting is live.
-    pub fn view(&mut self, now: Instant, meeting: MeetingId, offer: &str) -> Result<Answer, MediaError> {
+    pub fn view(&mut self, now: Instant, ip: IpAddr, meeting: MeetingId, offer: &str) -> Result<Answer, MediaError> {
         if self.viewers >= self.config.max_viewers {
             return Err(MediaError::MediaFull);
         }
+        self.check_ip(ip)?;
         let mut rtc = self.new_rtc(now, true);
         let sdp = accept(&mut rtc, offer)?;
         let (video, audio) = media_lines(&sdp, Direction::SendOnly);
@@ -301,7 +314,7 @@ impl Relay {
             first_frame_seen: false,
             nacks_seen: Vec::new(),
         });
-        let key = self.insert(now, meeting.clone(), rtc, role);
+        let key = self.insert(now, ip, meeting.clone(), rtc, role);
         self.viewers += 1;
         // The first packet of each source asks its publisher for a keyframe for this viewer.
         self.rooms.entry(meeting).or_default().viewers.push(key);
@@ -311,7 +324,15 @@ impl Relay {
         })
     }
 
-    fn insert(&mut self, now: Instant, meeting: MeetingId, rtc: Rtc, role: Role) -> PeerKey {
+    fn check_ip(&self, ip: IpAddr) -> Result<(), MediaError> {
+        let held = self.sessions_per_ip.get(&ip).copied().unwrap_or(0);
+        if held >= self.config.max_sessions_per_ip {
+            return Err(MediaError::TooManySessions);
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, now: Instant, ip: IpAddr, meeting: MeetingId, rtc: Rtc, role: Role) -> PeerKey {
         let key = self.next_key;
         self.next_key += 1;
         let session = SessionId::random();
@@ -320,6 +341,7 @@ impl Relay {
             .with_label_values(&[role.label()])
             .inc();
         self.sessions.insert(session.clone(), key);
+        *self.sessions_per_ip.entry(ip).or_default() += 1;
         self.peers.insert(
             key,
             Peer {
@@ -328,6 +350,8 @@ impl Relay {
                 rtc,
                 timeout: now,
                 created: now,
+                ip,
+                connected: false,
                 role,
             },
         );
@@ -432,6 +456,17 @@ impl Relay {
         out
     }
 
+    /// Closes a meeting's publishers (its studio link was replaced: the old token must not
+    /// keep a stream on air).
+    pub fn close_publishers(&mut self, meeting: &MeetingId) {
+        if let Some(room) = self.rooms.get(meeting) {
+            let keys: Vec<PeerKey> = room.slots.iter().flatten().copied().collect();
+            for key in keys {
+                self.remove(key);
+            }
+        }
+    }
+
     /// Closes every session of a meeting (it ended or was deleted).
     pub fn end_meeting(&mut self, meeting: &MeetingId) {
         if let Some(room) = self.rooms.get(meeting) {
@@ -503,6 +538,10 @@ impl Relay {
 
     /// Advances every peer whose timer is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.last_sweep = now;
+            self.sweep_unconnected(now);
+        }
         let mut due = Vec::new();
         while let Some(&Reverse((at, key))) = self.sinks.timers.peek() {
             if at > now {
@@ -525,6 +564,21 @@ impl Relay {
             self.poll(key, now);
         }
         self.after_poll(now);
+    }
+
+    /// Drops sessions whose offer was never followed by a connection.
+    fn sweep_unconnected(&mut self, now: Instant) {
+        let limit = self.config.connect_timeout;
+        let stale: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.connected && now.duration_since(p.created) > limit)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            tracing::debug!("media session never connected; closing");
+            self.remove(key);
+        }
     }
 
     /// Datagrams to send, in order.
@@ -636,6 +690,12 @@ impl Relay {
         };
         peer.rtc.disconnect();
         self.sessions.remove(&peer.session);
+        if let Some(n) = self.sessions_per_ip.get_mut(&peer.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.sessions_per_ip.remove(&peer.ip);
+            }
+        }
         if self.recently_closed.len() == RECENTLY_CLOSED {
             self.recently_closed.pop_front();
         }
@@ -851,6 +911,7 @@ fn drain_peer(peer: &mut Peer, key: PeerKey, now: Instant, sinks: &mut Sinks, me
             }),
             Ok(Output::Event(event)) => match event {
                 Event::RtpPacket(packet) => sinks.to_forward.push((key, packet)),
+                Event::Connected => peer.connected = true,
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                     sinks.to_remove.push(key);
                 }

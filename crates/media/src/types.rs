@@ -86,6 +86,8 @@ pub enum MediaError {
     StageFull,
     #[error("this server serves as many viewers as it is configured for; try again later")]
     MediaFull,
+    #[error("this address already holds as many media sessions as allowed; end one first")]
+    TooManySessions,
     #[error("the media relay is not running")]
     Stopped,
 }
@@ -98,6 +100,7 @@ impl MediaError {
             MediaError::NoSession => "no_session",
             MediaError::StageFull => "stage_full",
             MediaError::MediaFull => "media_full",
+            MediaError::TooManySessions => "too_many_sessions",
             MediaError::Stopped => "unavailable",
         }
     }

@@ -19,6 +19,7 @@ use townhall_media::{MediaError, MediaMetrics, SourceKind};
 
 const RELAY_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
 const STEP: Duration = Duration::from_millis(1);
+const CLIENT_IP: std::net::IpAddr = std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
 struct Client {
     rtc: Rtc,
@@ -56,6 +57,8 @@ fn relay_config() -> RelayConfig {
         keyframe_interval: Duration::from_millis(500),
         initial_viewer_bitrate: Bitrate::kbps(1000),
         idle_source: Duration::from_secs(2),
+        max_sessions_per_ip: 60,
+        connect_timeout: Duration::from_secs(20),
     }
 }
 
@@ -115,7 +118,7 @@ impl Net {
         let (index, pending, offer) = self.client(Direction::SendOnly);
         let answer = self
             .relay
-            .publish(self.now, self.meeting.clone(), SourceKind::Camera, None, &offer)
+            .publish(self.now, CLIENT_IP, self.meeting.clone(), SourceKind::Camera, None, &offer)
             .unwrap();
         self.accept(index, pending, &answer.sdp);
         index
@@ -123,7 +126,7 @@ impl Net {
 
     fn viewer(&mut self) -> usize {
         let (index, pending, offer) = self.client(Direction::RecvOnly);
-        let answer = self.relay.view(self.now, self.meeting.clone(), &offer).unwrap();
+        let answer = self.relay.view(self.now, CLIENT_IP, self.meeting.clone(), &offer).unwrap();
         self.accept(index, pending, &answer.sdp);
         index
     }
@@ -370,14 +373,14 @@ fn ending_the_meeting_closes_every_session() {
 fn bad_offers_are_refused_and_leave_no_peer() {
     let mut net = Net::new();
     let meeting = net.meeting.clone();
-    let garbage = net.relay.publish(net.now, meeting.clone(), SourceKind::Camera, None, "hello");
+    let garbage = net.relay.publish(net.now, CLIENT_IP, meeting.clone(), SourceKind::Camera, None, "hello");
     assert!(matches!(garbage, Err(MediaError::BadSdp(_))), "{garbage:?}");
     // A WHEP-style (receive-only) offer sent to WHIP has nothing to publish.
     let (_, _, recv_offer) = net.client(Direction::RecvOnly);
-    let wrong = net.relay.publish(net.now, meeting.clone(), SourceKind::Camera, None, &recv_offer);
+    let wrong = net.relay.publish(net.now, CLIENT_IP, meeting.clone(), SourceKind::Camera, None, &recv_offer);
     assert!(matches!(wrong, Err(MediaError::BadSdp(_))), "{wrong:?}");
     let (_, _, send_offer) = net.client(Direction::SendOnly);
-    let wrong = net.relay.view(net.now, meeting, &send_offer);
+    let wrong = net.relay.view(net.now, CLIENT_IP, meeting, &send_offer);
     assert!(matches!(wrong, Err(MediaError::BadSdp(_))), "{wrong:?}");
     assert_eq!(net.relay.peer_counts(), (0, 0));
 }
@@ -391,7 +394,33 @@ fn the_stage_has_four_slots() {
     let (_, _, offer) = net.client(Direction::SendOnly);
     let full = net
         .relay
-        .publish(net.now, net.meeting.clone(), SourceKind::Screen, None, &offer);
+        .publish(net.now, CLIENT_IP, net.meeting.clone(), SourceKind::Screen, None, &offer);
     assert_eq!(full.unwrap_err(), MediaError::StageFull);
 }
 
+
+#[test]
+fn an_offer_nobody_follows_up_is_dropped_after_the_connect_timeout() {
+    let mut net = Net::new();
+    let (index, _, offer) = net.client(Direction::RecvOnly);
+    net.clients[index].plugged = false;
+    net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    assert_eq!(net.relay.peer_counts(), (0, 1));
+    // str0m's ICE may give up first; the relay's connect timeout is the backstop.
+    net.run(Duration::from_secs(22), false);
+    assert_eq!(net.relay.peer_counts(), (0, 0));
+}
+
+#[test]
+fn one_address_holds_a_bounded_number_of_sessions() {
+    let mut net = Net::new();
+    for _ in 0..60 {
+        let (_, _, offer) = net.client(Direction::RecvOnly);
+        net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    }
+    let (_, _, offer) = net.client(Direction::RecvOnly);
+    let refused = net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer);
+    assert_eq!(refused.unwrap_err(), MediaError::TooManySessions);
+    let other = std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8));
+    assert!(net.relay.view(net.now, other, net.meeting.clone(), &offer).is_ok());
+}

@@ -293,6 +293,9 @@ async fn links(
     authorize(&app, &headers)?;
     let id = meeting_id(id)?;
     let (moderator, studio) = app.hub.rotate_links(&id).await?;
+    if let Some(media) = &app.media {
+        media.close_publishers(id.clone()).await;
+    }
     let base = base(&app, &headers);
     tracing::info!(meeting_id = %id, "secret links replaced");
     Ok(Json(Links {

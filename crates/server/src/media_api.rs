@@ -6,7 +6,7 @@
 use crate::App;
 use crate::api::{ApiError, meeting_id};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
@@ -48,6 +48,7 @@ impl From<MediaError> for ApiError {
         let status = match e {
             MediaError::BadSdp(_) | MediaError::BadRequest(_) => StatusCode::BAD_REQUEST,
             MediaError::NoSession => StatusCode::NOT_FOUND,
+            MediaError::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             MediaError::StageFull | MediaError::MediaFull | MediaError::Stopped => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -213,6 +214,7 @@ struct WhipQuery {
 
 async fn whip_post(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
     query: Result<Query<WhipQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -251,8 +253,9 @@ async fn whip_post(
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("label: {e}")))?,
     };
     let offer = body_of(&headers, &body, "application/sdp")?;
+    let ip = crate::ws::client_ip(&app, &headers, peer);
     let answer = media
-        .publish(record.id.clone(), source, label, offer)
+        .publish(ip, record.id.clone(), source, label, offer)
         .await?;
     tracing::info!(meeting_id = %record.id, session = %answer.session, ?source, "publisher joined");
     let location = format!("/api/meetings/{}/whip/{}", record.id, answer.session);
@@ -298,6 +301,7 @@ async fn trickle(
 
 async fn whep_post(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -312,7 +316,8 @@ async fn whep_post(
         ));
     }
     let offer = body_of(&headers, &body, "application/sdp")?;
-    let answer = media.view(record.id.clone(), offer).await?;
+    let ip = crate::ws::client_ip(&app, &headers, peer);
+    let answer = media.view(ip, record.id.clone(), offer).await?;
     let location = format!("/api/meetings/{}/whep/{}", record.id, answer.session);
     let layer = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
     created(media, location, &answer.session, answer.sdp, vec![layer])
