@@ -9,7 +9,7 @@ use prometheus::Registry;
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -32,6 +32,9 @@ struct Client {
     received_audio: u64,
     keyframe_requests: u64,
     connected: bool,
+    /// Payload size and sequence number of every video packet received, in order.
+    video_sizes: Vec<usize>,
+    video_seqs: Vec<u64>,
 }
 
 struct Net {
@@ -48,7 +51,13 @@ struct Net {
     sent_video: u64,
     sent_audio: u64,
     key_wanted: bool,
+    /// The publisher sends three simulcast layers of one packet per frame each (`LAYERS`).
+    simulcast: bool,
+    layer_seqs: [u64; 3],
 }
+
+/// Simulcast layers the test publisher sends: rid and packet size (one packet per frame).
+const LAYERS: [(&str, usize); 3] = [("q", 300), ("h", 600), ("f", 1000)];
 
 fn relay_config() -> RelayConfig {
     RelayConfig {
@@ -79,16 +88,26 @@ impl Net {
             sent_video: 0,
             sent_audio: 0,
             key_wanted: false,
+            simulcast: false,
+            layer_seqs: [1; 3],
         }
     }
 
     fn client(&mut self, direction: Direction) -> (usize, SdpPendingOffer, String) {
+        self.client_with(direction, None)
+    }
+
+    fn client_with(
+        &mut self,
+        direction: Direction,
+        simulcast: Option<Simulcast>,
+    ) -> (usize, SdpPendingOffer, String) {
         let index = self.clients.len();
         let addr = SocketAddr::from(([10, 0, 1, index as u8 + 1], 40000));
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut change = rtc.sdp_api();
-        let video_mid = change.add_media(MediaKind::Video, direction, None, None, None);
+        let video_mid = change.add_media(MediaKind::Video, direction, None, None, simulcast);
         let audio_mid = change.add_media(MediaKind::Audio, direction, None, None, None);
         let (offer, pending) = change.apply().unwrap();
         self.clients.push(Client {
@@ -101,6 +120,8 @@ impl Net {
             received_audio: 0,
             keyframe_requests: 0,
             connected: false,
+            video_sizes: Vec::new(),
+            video_seqs: Vec::new(),
         });
         (index, pending, offer.to_sdp_string())
     }
@@ -115,7 +136,11 @@ impl Net {
     }
 
     fn publisher(&mut self) -> usize {
-        let (index, pending, offer) = self.client(Direction::SendOnly);
+        let simulcast = self.simulcast.then(|| Simulcast {
+            send: LAYERS.iter().map(|(rid, _)| SimulcastLayer::new(rid)).collect(),
+            recv: Vec::new(),
+        });
+        let (index, pending, offer) = self.client_with(Direction::SendOnly, simulcast);
         let answer = self
             .relay
             .publish(self.now, CLIENT_IP, self.meeting.clone(), SourceKind::Camera, None, &offer)
@@ -179,6 +204,8 @@ impl Net {
                         let mid = client.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
                         if mid == client.video_mid {
                             client.received_video += 1;
+                            client.video_sizes.push(p.payload.len());
+                            client.video_seqs.push(*p.seq_no);
                         } else if mid == client.audio_mid {
                             client.received_audio += 1;
                         }
@@ -239,6 +266,18 @@ impl Net {
         let now = self.now;
         let mid = self.clients[0].video_mid.unwrap();
         let mut api = self.clients[0].rtc.direct_api();
+        if self.simulcast {
+            for (i, (rid, size)) in LAYERS.iter().enumerate() {
+                let stream = api.stream_tx_by_mid(mid, Some((*rid).into())).unwrap();
+                let payload = vp8_payload(picture_id, true, key, *size);
+                let seq = self.layer_seqs[i];
+                stream.write_rtp(RtpWrite::new(pt, seq.into(), ts, now, payload).marker(true).nackable(true));
+                self.layer_seqs[i] += 1;
+            }
+            self.sent_video += 1;
+            self.frame += 1;
+            return;
+        }
         let stream = api.stream_tx_by_mid(mid, None).unwrap();
         for part in 0..3 {
             let payload = vp8_payload(picture_id, part == 0, key, 1000);
@@ -423,4 +462,39 @@ fn one_address_holds_a_bounded_number_of_sessions() {
     assert_eq!(refused.unwrap_err(), MediaError::TooManySessions);
     let other = std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8));
     assert!(net.relay.view(net.now, other, net.meeting.clone(), &offer).is_ok());
+}
+
+#[test]
+fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
+    let mut net = Net::new();
+    net.simulcast = true;
+    net.publisher();
+    let (index, pending, offer) = net.client(Direction::RecvOnly);
+    let answer = net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    net.accept(index, pending, &answer.sdp);
+    net.run(Duration::from_secs(3), true);
+    let viewer = &net.clients[index];
+    // 1 Mbit/s assumed at first: the full layer (≈240 kbit/s here) fits.
+    assert_eq!(viewer.video_sizes.last(), Some(&1000), "automatic choice is the top layer");
+
+    net.relay.set_layer(&answer.session, Some("q")).unwrap();
+    net.run(Duration::from_secs(2), true);
+    assert_eq!(net.clients[index].video_sizes.last(), Some(&300), "manual choice: quarter");
+
+    net.relay.set_layer(&answer.session, None).unwrap();
+    net.run(Duration::from_secs(2), true);
+    let viewer = &net.clients[index];
+    assert_eq!(viewer.video_sizes.last(), Some(&1000), "back to automatic");
+    // Switching layers never shows the viewer a gap or a repeat in sequence numbers.
+    assert!(viewer.video_seqs.windows(2).all(|w| w[1] == w[0] + 1), "{:?}", viewer.video_seqs);
+    assert!(net.metrics.layer_switches.get() >= 2);
+    assert!(matches!(net.relay.set_layer(&answer.session, Some("x")), Err(MediaError::BadRequest(_))));
+}
+
+#[test]
+fn new_links_close_the_publishers_but_keep_the_viewers() {
+    let mut net = stage(2);
+    let meeting = net.meeting.clone();
+    net.relay.close_publishers(&meeting);
+    assert_eq!(net.relay.peer_counts(), (0, 2));
 }
