@@ -102,6 +102,10 @@ pub struct MediaReport {
     pub time_to_connected: Percentiles,
     pub time_to_first_packet: Percentiles,
     pub time_to_first_frame: Percentiles,
+    /// Viewers whose first video m-line has shown a keyframe.
+    pub viewers_with_video: usize,
+    /// PLIs the viewers sent because their first video packets were not a keyframe.
+    pub viewer_plis: u64,
     pub published: Option<PublisherReport>,
     pub video_packets_received: u64,
     pub audio_packets_received: u64,
@@ -422,7 +426,9 @@ pub fn summarize(stats: &[ViewerStats], published: Option<&PublisherStats>) -> M
         published: published.map(PublisherReport::from),
         ..MediaReport::default()
     };
+    r.viewers_with_video = r.time_to_first_frame.count;
     let tracks = || stats.iter().flat_map(|s| s.tracks.iter());
+    r.viewer_plis = tracks().map(|t| t.plis_sent).sum();
     for t in tracks() {
         match t.kind {
             MediaKind::Video => r.video_packets_received += t.packets,
@@ -474,6 +480,10 @@ fn print_report(r: &MediaReport) {
     println!("connected:          {}", ms(&r.time_to_connected));
     println!("first video packet: {}", ms(&r.time_to_first_packet));
     println!("first frame (key):  {}", ms(&r.time_to_first_frame));
+    println!(
+        "viewers with video: {} of {} ({} PLIs from viewers waiting for a keyframe)",
+        r.viewers_with_video, r.viewers_connected, r.viewer_plis
+    );
     if let Some(p) = &r.published {
         println!(
             "published: video {} packets, audio {}, {} keyframes ({} requested)",

@@ -209,7 +209,8 @@ impl WhepViewer {
         .await;
         match result {
             Ok(session) => {
-                tokio::spawn(note_connected(events.clone(), Arc::downgrade(&shared)));
+                let noting = tokio::spawn(note_connected(events.clone(), Arc::downgrade(&shared)));
+                shared.tasks.lock().unwrap().push(noting);
                 Ok(Self {
                     pc,
                     events,
