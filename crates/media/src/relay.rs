@@ -175,6 +175,9 @@ struct OutTrack {
     rewriter: Rewriter,
     /// Publisher payload type → this viewer's payload type, for the current source.
     pt_map: Option<(Pt, Pt)>,
+    /// When this m-line last asked for a keyframe, so a waiting viewer asks once per
+    /// interval rather than on every packet.
+    keyframe_asked: Option<Instant>,
 }
 
 /// What forwarding needs to know about one incoming packet, looked up once for all viewers.
@@ -188,6 +191,7 @@ struct Incoming<'a> {
     vp8: Vp8Ids,
     layer_rates: [u64; 3],
     video_sources: u64,
+    keyframe_interval: Duration,
     packet: &'a RtpPacket,
 }
 
@@ -302,6 +306,7 @@ impl Relay {
             layer: None,
             rewriter: Rewriter::new(rand::random::<u16>() & 0x3fff),
             pt_map: None,
+            keyframe_asked: None,
         };
         // Ask for more than the initial estimate so the estimator probes up to the top layer.
         rtc.bwe()
@@ -629,6 +634,7 @@ impl Relay {
         let Some(room) = self.rooms.get(&meeting) else {
             return;
         };
+        incoming.keyframe_interval = self.config.keyframe_interval;
         incoming.video_sources = room
             .slots
             .iter()
@@ -784,12 +790,17 @@ fn forward_to(
         track.source = Some(incoming.publisher);
         track.layer = None;
         track.pt_map = None;
+        track.keyframe_asked = None;
     }
     if is_video {
         let budget = viewer.estimate.as_u64() * 85 / 100 / incoming.video_sources;
         let target = choose_layer(&incoming.layer_rates, budget, viewer.manual_layer)
             .unwrap_or(incoming.layer);
-        if track.layer != Some(target) {
+        let asked_lately = track
+            .keyframe_asked
+            .is_some_and(|at| now.duration_since(at) < incoming.keyframe_interval);
+        if track.layer != Some(target) && !asked_lately {
+            track.keyframe_asked = Some(now);
             requests.push((incoming.publisher, target));
         }
         if incoming.layer == target && incoming.keyframe && track.layer != Some(target) {
@@ -1027,6 +1038,7 @@ fn inspect<'a>(
         vp8,
         layer_rates,
         video_sources: 1,
+        keyframe_interval: Duration::ZERO,
         packet,
     })
 }
