@@ -1,0 +1,173 @@
+//! `townhall-load chat` against the real townhall server, in-process on 127.0.0.1:0: a small
+//! scenario must hold every connection, deliver, and miss nothing. No timing is asserted.
+
+use std::time::Duration;
+use townhall_loadtest::chat::{self, ChatArgs, Report, Target};
+use townhall_server::config::{Config, Durability};
+
+const ADMIN_TOKEN: &str = "loadtest-admin-token-0123456789";
+
+struct Server {
+    base: String,
+    _data: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: data.path().to_path_buf(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        durability: Durability::Normal,
+        ..Config::default()
+    };
+    // Every simulated citizen shares 127.0.0.x: lift the per-IP command limits, as bench.sh does.
+    config.hub.ip_commands_per_sec = 100_000.0;
+    config.hub.ip_command_burst = 100_000;
+    // Chat only: no media relay (its UDP port would clash between tests running at once).
+    config.media.enabled = false;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (app, _) = townhall_server::build(config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let app = app.clone();
+        async move {
+            townhall_server::run(listener, app, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+    Server {
+        base,
+        _data: data,
+        stop,
+        task,
+    }
+}
+
+impl Server {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+fn args(base: &str) -> ChatArgs {
+    ChatArgs {
+        url: vec![base.to_owned()],
+        target: Target::Townhall,
+        meeting: None,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        moderator_token: None,
+        citizens: 20,
+        ask_rate: 4.0,
+        vote_rate: 20.0,
+        comment_rate: 10.0,
+        moderators: 2,
+        duration: Duration::from_secs(3),
+        ramp_rate: 1000.0,
+        slow_percent: 0.0,
+        step: Duration::ZERO,
+        step_factor: 2.0,
+        stop_p99_ms: None,
+        source_ips: None,
+        server_pid: None,
+        json: None,
+        plot: None,
+    }
+}
+
+fn assert_clean(r: &Report, held: u64) {
+    assert_eq!(r.connections_held, held, "{}", r.summary());
+    assert_eq!(r.missed, 0, "{}", r.summary());
+    assert_eq!(r.out_of_order, 0, "{}", r.summary());
+    assert!(r.errors.is_empty(), "{}", r.summary());
+    assert!(r.deliveries > 0 && r.latency.samples > 0, "{}", r.summary());
+    assert!(r.commands_acked > 0, "{}", r.summary());
+    assert_eq!(r.commands_acked, r.commands_sent, "{}", r.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_meeting_with_slow_clients_misses_nothing() {
+    let server = start_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&server.base);
+    a.slow_percent = 10.0;
+    a.json = Some(dir.path().join("r.json"));
+    a.plot = Some(dir.path().join("r.svg"));
+    let r = chat::run(a).await.unwrap();
+    assert_eq!(r.slow_clients, 2);
+    assert_clean(&r, 20 - 2 + 2);
+    // The report round-trips and the plot is drawn.
+    let json: Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(json.deliveries, r.deliveries);
+    assert!(
+        std::fs::read_to_string(dir.path().join("r.svg"))
+            .unwrap()
+            .contains("<polyline")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_an_existing_meeting_in_steps() {
+    let server = start_server().await;
+    let meeting =
+        chat::admin::create_live_meeting(&server.base, ADMIN_TOKEN, "Borgermøde om trafikken")
+            .await
+            .unwrap();
+    let id = meeting.id.clone();
+    let token = meeting.moderator_token;
+
+    let mut a = args(&server.base);
+    a.admin_token = None;
+    a.meeting = Some(id.clone());
+    a.moderator_token = Some(token);
+    a.duration = Duration::from_secs(2);
+    a.step = Duration::from_secs(1);
+    let r = chat::run(a).await.unwrap();
+    assert_eq!(r.meeting, id);
+    assert_eq!(r.steps.len(), 2, "{}", r.summary());
+    assert!(r.steps[1].commands_per_sec > r.steps[0].commands_per_sec);
+    assert_clean(&r, 22);
+    // Every acknowledged command is in the meeting's log (approvals and votes add events).
+    let summary: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/meetings/{id}", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        summary["events"].as_u64().unwrap() >= r.commands_acked,
+        "{summary}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_moderator_token_is_reported_not_hidden() {
+    let server = start_server().await;
+    let mut a = args(&server.base);
+    a.admin_token = None;
+    a.meeting = Some("doesnotexist".into());
+    a.moderator_token = Some("wrong".into());
+    a.citizens = 1;
+    a.moderators = 1;
+    a.duration = Duration::from_secs(1);
+    let r = chat::run(a).await.unwrap();
+    assert!(
+        r.errors.contains_key("no_meeting") || r.errors.contains_key("bye:no_meeting"),
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.connections_held, 0);
+    server.stop().await;
+}
