@@ -645,7 +645,9 @@ impl Relay {
             .count()
             .max(1) as u64;
         for &viewer in &room.viewers {
-            let Some(peer) = self.peers.get_mut(&viewer) else {
+            // Nothing is queued for a viewer before it connects: an offer that is never
+            // followed up must not pile up seconds of video in its send buffers.
+            let Some(peer) = self.peers.get_mut(&viewer).filter(|p| p.connected) else {
                 continue;
             };
             if forward_to(peer, &incoming, now, now_ms, &self.metrics, &mut self.sinks.to_request) {

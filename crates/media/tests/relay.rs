@@ -498,3 +498,14 @@ fn new_links_close_the_publishers_but_keep_the_viewers() {
     net.relay.close_publishers(&meeting);
     assert_eq!(net.relay.peer_counts(), (0, 2));
 }
+
+#[test]
+fn nothing_is_queued_for_a_viewer_that_has_not_connected() {
+    let mut net = stage(0);
+    let (index, _, offer) = net.client(Direction::RecvOnly);
+    net.clients[index].plugged = false;
+    net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    net.run(Duration::from_secs(2), true);
+    assert!(net.sent_video > 100);
+    assert_eq!(net.metrics.forwarded_packets.get(), 0);
+}
