@@ -37,6 +37,11 @@ pub struct HubConfig {
     pub room_idle_secs: u64,
     /// Commands a room decides and commits together at most.
     pub max_batch: usize,
+    /// Milliseconds a connection's writer waits after its first queued frame so that frames
+    /// arriving meanwhile share one socket write. 0 writes at once. Under heavy fan-out a few
+    /// milliseconds turn many small writes (one syscall each) into one; it adds at most this
+    /// much delay.
+    pub write_delay_ms: u64,
 }
 
 impl Default for HubConfig {
@@ -59,6 +64,7 @@ impl Default for HubConfig {
             idle_timeout_secs: 90,
             room_idle_secs: 60,
             max_batch: 2048,
+            write_delay_ms: 0,
         }
     }
 }
@@ -66,6 +72,10 @@ impl Default for HubConfig {
 impl HubConfig {
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms.max(1))
+    }
+
+    pub fn write_delay(&self) -> Duration {
+        Duration::from_millis(self.write_delay_ms)
     }
 
     pub fn presence_interval(&self) -> Duration {
@@ -94,6 +104,9 @@ impl HubConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("{name} must be a positive number"));
             }
+        }
+        if self.write_delay_ms > 1000 {
+            return Err("hub.write_delay_ms must be at most 1000".into());
         }
         Ok(())
     }

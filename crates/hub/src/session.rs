@@ -190,7 +190,16 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
     debug!(meeting_id = %hello.meeting, "joined");
 
     let writer = tokio::spawn(
-        write_loop(sink, rx, lagged, kicked.clone(), room.clone(), session_id).in_current_span(),
+        write_loop(
+            sink,
+            rx,
+            lagged,
+            kicked.clone(),
+            room.clone(),
+            session_id,
+            hub.config.write_delay(),
+        )
+        .in_current_span(),
     );
     read_loop(
         &hub,
@@ -481,6 +490,7 @@ async fn write_loop(
     mut kicked: watch::Receiver<Option<Kick>>,
     room: RoomHandle,
     session: SessionId,
+    write_delay: Duration,
 ) {
     // Starts empty: `recv_many` reserves a small block, and most connections never need more.
     let mut batch = Vec::new();
@@ -493,6 +503,20 @@ async fn write_loop(
         if n == 0 {
             let _ = sink.close().await;
             return;
+        }
+        if !write_delay.is_zero() && batch.len() < WRITE_BATCH {
+            // Let the frames of the same burst join this write: one syscall for all of them.
+            tokio::select! {
+                biased;
+                _ = kicked.changed() => break,
+                _ = tokio::time::sleep(write_delay) => {}
+            }
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(frame) => batch.push(frame),
+                    Err(_) => break,
+                }
+            }
         }
         if lagged.load(Ordering::Acquire) {
             // What is queued has a gap; drop it (but not replies to commands) and ask for a

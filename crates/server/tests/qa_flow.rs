@@ -299,3 +299,32 @@ async fn an_unknown_meeting_is_refused_with_a_code() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn with_a_write_delay_every_frame_still_arrives_once_and_in_order() {
+    let server = TestServer::start_with(|c| {
+        without_rate_limits(c);
+        c.hub.write_delay_ms = 15;
+    })
+    .await;
+    let m = live_meeting(&server.base).await;
+    let url = server.ws_url();
+    let mut writer = Client::join(&url, &m.id, None).await;
+    let mut reader = Client::join(&url, &m.id, None).await;
+    for i in 0..40 {
+        writer
+            .send(Command::PostComment {
+                text: format!("kommentar {i}"),
+            })
+            .await;
+    }
+    reader.until(|v| v.comments.len() == 40).await;
+    let offsets = reader.event_offsets();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "event offsets arrive increasing, without repeats: {offsets:?}"
+    );
+    let texts: Vec<&str> = reader.view.comments.values().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts.first(), Some(&"kommentar 0"));
+    assert_eq!(texts.last(), Some(&"kommentar 39"));
+}
