@@ -1,18 +1,59 @@
 //! `townhall-load media`: N WHEP viewers (and optionally a WHIP publisher) against a townhall
 //! server; prints progress each second and a final report with time to first frame, packets
 //! received against sent, loss, jitter and the server's CPU and memory.
+//!
+//! `--target janus` drives the same viewers against a Janus streaming mountpoint (Janus's HTTP
+//! signaling, see [`crate::janus`]) fed by [`PlainRtpSender`] with the same synthetic stream,
+//! so both servers can be measured on the same load. Once every viewer is in (and `--settle`
+//! seconds later) a steady-state window starts: server CPU per packet delivered, RSS per
+//! viewer, the busiest server thread, the generator's own CPU and loss are measured over it.
 
+use crate::janus::JanusSession;
 use crate::rtc::{
     MediaKind, PublisherConfig, PublisherStats, RtcContext, ViewerConfig, ViewerStats, WhepViewer,
     WhipPublisher,
 };
+use crate::rtp_sender::PlainRtpSender;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Which server the viewers watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// townhall: WHEP viewers of a meeting, WHIP publisher.
+    #[default]
+    Townhall,
+    /// A Janus streaming-plugin RTP mountpoint: HTTP-API viewers; `--publish` sends plain RTP
+    /// to `--rtp-video`/`--rtp-audio`.
+    Janus,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct MediaArgs {
+    /// Server to measure.
+    #[arg(long, value_enum, default_value_t = Target::Townhall)]
+    pub target: Target,
+    /// Janus's HTTP API (with --target janus).
+    #[arg(long, default_value = "http://127.0.0.1:8088/janus")]
+    pub janus_url: String,
+    /// Janus streaming mountpoint id (with --target janus).
+    #[arg(long, default_value_t = 1)]
+    pub mountpoint: u64,
+    /// With --target janus --publish: the mountpoint's video and audio RTP ports.
+    #[arg(long)]
+    pub rtp_video: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    pub rtp_audio: Option<std::net::SocketAddr>,
+    /// Local address for the viewers' (and publisher's) UDP sockets (default: loopback for a
+    /// loopback server URL, else every interface).
+    #[arg(long)]
+    pub bind_ip: Option<std::net::IpAddr>,
+    /// Seconds after the last viewer joined before the steady-state window starts.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
@@ -121,6 +162,42 @@ pub struct MediaReport {
     pub server_cpu_seconds: Option<f64>,
     pub proc_before: Option<ProcessSample>,
     pub proc_after: Option<ProcessSample>,
+    pub target: Target,
+    /// Measured from `--settle` seconds after the last viewer joined to the end of the run.
+    pub steady: Option<SteadyWindow>,
+}
+
+/// Figures over the steady-state window (every viewer connected, nobody joining).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SteadyWindow {
+    pub seconds: f64,
+    pub viewers: usize,
+    /// Packets the publisher sent (video + audio) in the window.
+    pub packets_sent: u64,
+    /// Unique packets all viewers received in the window, and per second.
+    pub packets_received: u64,
+    pub packets_per_second: f64,
+    /// Lost by sequence number in the window, percent of (received + lost).
+    pub loss_percent: f64,
+    /// 1 − received ÷ (sent × viewers), percent (catches whole streams that stopped).
+    pub delivery_loss_percent: f64,
+    /// Server CPU (utime + stime from /proc/PID/stat) in the window.
+    pub server_cpu_seconds: Option<f64>,
+    /// Server CPU µs per packet the viewers received.
+    pub cpu_us_per_received_packet: Option<f64>,
+    /// townhall only: `townhall_media_forwarded_packets_total` in the window, the CPU per such
+    /// packet (`process_cpu_seconds_total`), and `townhall_media_dropped_datagrams_total`.
+    pub forwarded_packets: Option<f64>,
+    pub cpu_us_per_forwarded_packet: Option<f64>,
+    pub dropped_datagrams: Option<f64>,
+    /// Server threads by CPU in the window: name, share of one core (top 4).
+    pub server_threads: Vec<(String, f64)>,
+    /// Server RSS at the end of the window, and (that − RSS before the run) ÷ viewers.
+    pub server_rss_bytes: Option<f64>,
+    pub rss_per_viewer_bytes: Option<f64>,
+    /// The load generator's (this process's) CPU in the window, in cores.
+    pub generator_cpu_cores: Option<f64>,
+    pub server_cpu_cores: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -213,7 +290,193 @@ async fn create_meeting(http: &reqwest::Client, url: &str, admin: &str) -> anyho
 #[derive(Default)]
 struct Fleet {
     viewers: Vec<WhepViewer>,
+    /// With --target janus: each viewer's Janus session.
+    janus: Vec<JanusSession>,
     errors: Vec<String>,
+}
+
+/// Where the stream comes from.
+enum Source {
+    Whip(Box<WhipPublisher>),
+    Rtp(PlainRtpSender),
+}
+
+impl Source {
+    fn stats(&self) -> PublisherStats {
+        match self {
+            Self::Whip(p) => p.stats(),
+            Self::Rtp(p) => p.stats(),
+        }
+    }
+
+    async fn pause(&self) {
+        match self {
+            Self::Whip(p) => p.pause().await,
+            Self::Rtp(p) => p.pause().await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Self::Whip(p) => {
+                let _ = p.close().await;
+            }
+            Self::Rtp(p) => p.close(),
+        }
+    }
+}
+
+/// One end of the steady-state window.
+struct Snapshot {
+    at: Instant,
+    viewers: usize,
+    received: u64,
+    lost: u64,
+    sent: u64,
+    proc: Option<ProcessSample>,
+    threads: Vec<(String, f64)>,
+    metrics: Option<String>,
+    generator: Option<ProcessSample>,
+}
+
+async fn snapshot(
+    fleet: &Mutex<Fleet>,
+    publisher: Option<&Source>,
+    http: &reqwest::Client,
+    metrics_url: Option<&str>,
+    pid: Option<u32>,
+) -> Snapshot {
+    let metrics = match metrics_url {
+        Some(u) => match http.get(u).send().await {
+            Ok(r) => r.text().await.ok(),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let (viewers, received, lost) = {
+        let f = fleet.lock().unwrap();
+        let (received, lost) = f
+            .viewers
+            .iter()
+            .flat_map(|v| v.stats().tracks)
+            .fold((0, 0), |(p, l), t| (p + t.packets, l + t.lost));
+        (f.viewers.len(), received, lost)
+    };
+    let sent = publisher.map_or(0, |p| {
+        let s = p.stats();
+        s.video_packets + s.audio_packets
+    });
+    Snapshot {
+        at: Instant::now(),
+        viewers,
+        received,
+        lost,
+        sent,
+        proc: proc_sample(pid),
+        threads: pid.map(thread_cpu).unwrap_or_default(),
+        metrics,
+        generator: std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|t| parse_proc_stat(&t)),
+    }
+}
+
+/// CPU seconds of each thread of `pid`, named `comm/tid`.
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let name = text.split_once('(')?.1.rsplit_once(')')?.0.to_owned();
+            let cpu = parse_proc_stat(&text)?.cpu_seconds;
+            Some((format!("{name}/{}", e.file_name().to_string_lossy()), cpu))
+        })
+        .collect()
+}
+
+/// The sum of a metric's samples (all label sets) in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, v) = l.rsplit_once(' ')?;
+            (key.split('{').next()? == name).then(|| v.trim().parse::<f64>().ok())?
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// The steady-state figures between two snapshots; `rss_before` is the server's RSS before
+/// the run started.
+fn steady_window(a: &Snapshot, b: &Snapshot, rss_before: Option<f64>) -> SteadyWindow {
+    let seconds = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let received = b.received.saturating_sub(a.received);
+    let lost = b.lost.saturating_sub(a.lost);
+    let sent = b.sent.saturating_sub(a.sent);
+    let viewers = b.viewers;
+    let per_packet = |cpu: f64, packets: f64| (packets > 0.0).then(|| cpu * 1e6 / packets);
+    let server_cpu = a
+        .proc
+        .zip(b.proc)
+        .map(|(a, b)| b.cpu_seconds - a.cpu_seconds);
+    let metric = |name: &str| {
+        let m = |s: &Snapshot| metric_sum(s.metrics.as_deref()?, name);
+        Some(m(b)? - m(a)?)
+    };
+    let forwarded = metric("townhall_media_forwarded_packets_total");
+    let mut threads: Vec<(String, f64)> = b
+        .threads
+        .iter()
+        .map(|(name, cpu)| {
+            let before = a
+                .threads
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |t| t.1);
+            (name.clone(), (cpu - before) / seconds)
+        })
+        .collect();
+    threads.sort_by(|x, y| y.1.total_cmp(&x.1));
+    threads.truncate(4);
+    SteadyWindow {
+        seconds,
+        viewers,
+        packets_sent: sent,
+        packets_received: received,
+        packets_per_second: received as f64 / seconds,
+        loss_percent: if received + lost > 0 {
+            100.0 * lost as f64 / (received + lost) as f64
+        } else {
+            0.0
+        },
+        delivery_loss_percent: if sent > 0 && viewers > 0 {
+            (100.0 * (1.0 - received as f64 / (sent as f64 * viewers as f64))).max(0.0)
+        } else {
+            0.0
+        },
+        server_cpu_seconds: server_cpu,
+        cpu_us_per_received_packet: server_cpu.and_then(|c| per_packet(c, received as f64)),
+        forwarded_packets: forwarded,
+        cpu_us_per_forwarded_packet: metric("process_cpu_seconds_total")
+            .zip(forwarded)
+            .and_then(|(c, f)| per_packet(c, f)),
+        dropped_datagrams: metric("townhall_media_dropped_datagrams_total"),
+        server_threads: threads,
+        server_rss_bytes: b.proc.map(|p| p.rss_bytes),
+        rss_per_viewer_bytes: b
+            .proc
+            .zip(rss_before)
+            .filter(|_| viewers > 0)
+            .map(|(p, r)| (p.rss_bytes - r) / viewers as f64),
+        generator_cpu_cores: a
+            .generator
+            .zip(b.generator)
+            .map(|(a, b)| (b.cpu_seconds - a.cpu_seconds) / seconds),
+        server_cpu_cores: server_cpu.map(|c| c / seconds),
+    }
 }
 
 pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
@@ -232,9 +495,18 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
 /// Runs the scenario and returns the report (for callers that want the numbers).
 pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
     let url = args.url.trim_end_matches('/').to_owned();
-    let ctx = RtcContext::for_url(&url)?;
+    let janus = args.target == Target::Janus;
+    let ctx = match args.bind_ip {
+        Some(ip) => RtcContext::new(ip)?,
+        None if janus => RtcContext::for_url(&args.janus_url)?,
+        None => RtcContext::for_url(&url)?,
+    };
     let http = ctx.http().clone();
     let meeting = match (&args.admin_token, &args.meeting) {
+        _ if janus => Meeting {
+            id: format!("janus mountpoint {}", args.mountpoint),
+            studio_token: None,
+        },
         (Some(admin), None) => create_meeting(&http, &url, admin).await?,
         (_, Some(id)) => Meeting {
             id: id.clone(),
@@ -247,22 +519,38 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
         .metrics_url
         .clone()
         .unwrap_or_else(|| format!("{url}/metrics"));
-    let server_before = scrape(&http, &metrics_url).await;
+    let scraping = !janus || args.metrics_url.is_some();
+    let server_before = if scraping {
+        scrape(&http, &metrics_url).await
+    } else {
+        None
+    };
     let proc_before = proc_sample(args.server_pid);
     let base = format!("{url}/api/meetings/{}", meeting.id);
 
-    let publisher = if args.publish {
-        let token = studio_token
-            .as_deref()
-            .context("--publish needs --studio-token (or --admin-token)")?;
-        let config = PublisherConfig {
-            packets_per_frame: args.packets_per_frame,
-            video_payload: args.packet_size,
-            ..PublisherConfig::default()
-        };
-        Some(WhipPublisher::connect(&ctx, &format!("{base}/whip"), Some(token), config).await?)
-    } else {
-        None
+    let config = PublisherConfig {
+        packets_per_frame: args.packets_per_frame,
+        video_payload: args.packet_size,
+        ..PublisherConfig::default()
+    };
+    let publisher = match args.publish {
+        false => None,
+        true if janus => {
+            if args.rtp_video.is_none() && args.rtp_audio.is_none() {
+                bail!("--target janus --publish needs --rtp-video and/or --rtp-audio");
+            }
+            Some(Source::Rtp(
+                PlainRtpSender::start(args.rtp_video, args.rtp_audio, config).await?,
+            ))
+        }
+        true => {
+            let token = studio_token
+                .as_deref()
+                .context("--publish needs --studio-token (or --admin-token)")?;
+            Some(Source::Whip(Box::new(
+                WhipPublisher::connect(&ctx, &format!("{base}/whip"), Some(token), config).await?,
+            )))
+        }
     };
 
     let fleet = Arc::new(Mutex::new(Fleet::default()));
@@ -272,6 +560,7 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
     };
     let started = Instant::now();
     let whep = format!("{base}/whep");
+    let janus_at = janus.then(|| (args.janus_url.clone(), args.mountpoint));
     let spawner = {
         let (fleet, ctx) = (fleet.clone(), ctx.clone());
         let n = args.viewers;
@@ -281,14 +570,30 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
             let mut joins = Vec::with_capacity(n);
             for _ in 0..n {
                 tick.tick().await;
-                let (fleet, ctx, whep, config) =
-                    (fleet.clone(), ctx.clone(), whep.clone(), config.clone());
+                let (fleet, ctx, whep, config, janus_at) = (
+                    fleet.clone(),
+                    ctx.clone(),
+                    whep.clone(),
+                    config.clone(),
+                    janus_at.clone(),
+                );
                 joins.push(tokio::spawn(async move {
-                    let viewer = match WhepViewer::connect(&ctx, &whep, &config).await {
-                        Ok(v) => match v.wait_connected(Duration::from_secs(30)).await {
-                            Ok(()) => Ok(v),
+                    let opened = match &janus_at {
+                        Some((janus_url, id)) => crate::janus::watch(&ctx, janus_url, *id)
+                            .await
+                            .map(|(v, s)| (v, Some(s))),
+                        None => WhepViewer::connect(&ctx, &whep, &config)
+                            .await
+                            .map(|v| (v, None)),
+                    };
+                    let viewer = match opened {
+                        Ok((v, session)) => match v.wait_connected(Duration::from_secs(30)).await {
+                            Ok(()) => Ok((v, session)),
                             Err(e) => {
                                 v.close().await.ok();
+                                if let Some(s) = session {
+                                    s.destroy().await;
+                                }
                                 Err(e)
                             }
                         },
@@ -296,7 +601,10 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
                     };
                     let mut f = fleet.lock().unwrap();
                     match viewer {
-                        Ok(v) => f.viewers.push(v),
+                        Ok((v, session)) => {
+                            f.viewers.push(v);
+                            f.janus.extend(session);
+                        }
                         Err(e) => f.errors.push(e.to_string()),
                     }
                 }));
@@ -311,6 +619,8 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     progress.tick().await;
     let mut ramped_at: Option<Instant> = None;
+    let metrics_at = scraping.then_some(metrics_url.as_str());
+    let mut window_start: Option<Snapshot> = None;
     loop {
         progress.tick().await;
         let (connected, failed, video, audio) = {
@@ -352,17 +662,49 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
         if ramped_at.is_none() && spawner.is_finished() {
             ramped_at = Some(Instant::now());
         }
+        if window_start.is_none()
+            && ramped_at.is_some_and(|t| t.elapsed().as_secs_f64() >= args.settle)
+        {
+            window_start = Some(
+                snapshot(
+                    &fleet,
+                    publisher.as_ref(),
+                    &http,
+                    metrics_at,
+                    args.server_pid,
+                )
+                .await,
+            );
+        }
         if ramped_at.is_some_and(|t| t.elapsed().as_secs_f64() >= args.duration) {
             break;
         }
     }
+    let steady = match &window_start {
+        Some(a) => {
+            let b = snapshot(
+                &fleet,
+                publisher.as_ref(),
+                &http,
+                metrics_at,
+                args.server_pid,
+            )
+            .await;
+            Some(steady_window(a, &b, proc_before.map(|p| p.rss_bytes)))
+        }
+        None => None,
+    };
 
     // Freeze the publisher so "sent" and "received" can be compared once packets in flight land.
     if let Some(p) = &publisher {
         p.pause().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let server_after = scrape(&http, &metrics_url).await;
+    let server_after = if scraping {
+        scrape(&http, &metrics_url).await
+    } else {
+        None
+    };
     let proc_after = proc_sample(args.server_pid);
     let seconds = started.elapsed().as_secs_f64();
     let published = publisher.as_ref().map(|p| p.stats());
@@ -381,13 +723,18 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
         .map(|(b, a)| a.cpu_seconds - b.cpu_seconds);
     report.proc_before = proc_before;
     report.proc_after = proc_after;
+    report.target = args.target;
+    report.steady = steady;
 
     let closing: Vec<_> = fleet.viewers.into_iter().map(|v| v.close()).collect();
     for c in closing {
         let _ = c.await;
     }
+    for s in fleet.janus {
+        s.destroy().await;
+    }
     if let Some(p) = publisher {
-        let _ = p.close().await;
+        p.close().await;
     }
     Ok(report)
 }
@@ -515,6 +862,27 @@ fn print_report(r: &MediaReport) {
     };
     show("server (/metrics)", r.server_before, r.server_after);
     show("server (/proc)", r.proc_before, r.proc_after);
+    if let Some(w) = &r.steady {
+        let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2}{unit}"));
+        println!(
+            "steady {:.0} s, {} viewers: {:.0} packets/s received, loss {:.3} % (delivery {:.3} %), server cpu {} cores, {} per received packet, {} per forwarded packet ({} forwarded, {} dropped datagrams), rss {} per viewer, generator cpu {} cores",
+            w.seconds,
+            w.viewers,
+            w.packets_per_second,
+            w.loss_percent,
+            w.delivery_loss_percent,
+            opt(w.server_cpu_cores, ""),
+            opt(w.cpu_us_per_received_packet, " µs"),
+            opt(w.cpu_us_per_forwarded_packet, " µs"),
+            opt(w.forwarded_packets, ""),
+            opt(w.dropped_datagrams, ""),
+            opt(w.rss_per_viewer_bytes.map(|b| b / 1e3), " KB"),
+            opt(w.generator_cpu_cores, ""),
+        );
+        for (name, share) in &w.server_threads {
+            println!("  server thread {name}: {:.0} % of a core", share * 100.0);
+        }
+    }
 }
 
 fn fmt_ms(v: Option<f64>) -> String {

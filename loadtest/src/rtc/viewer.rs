@@ -111,11 +111,14 @@ struct Shared {
     connected_after: Mutex<Option<Duration>>,
 }
 
-/// A live WHEP session.
+/// A live WHEP session (or a viewer whose offer came from elsewhere, see
+/// [`WhepViewer::answer_offer`]).
 pub struct WhepViewer {
     pc: Arc<dyn PeerConnection>,
     events: Arc<Events>,
-    session: SdpAnswer,
+    /// The WHEP answer; `None` for a viewer that answered someone else's offer.
+    session: Option<SdpAnswer>,
+    location: reqwest::Url,
     http: reqwest::Client,
     shared: Arc<Shared>,
 }
@@ -123,12 +126,150 @@ pub struct WhepViewer {
 impl std::fmt::Debug for WhepViewer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WhepViewer")
-            .field("session", &self.session.location.as_str())
+            .field("session", &self.location.as_str())
             .finish()
     }
 }
 
+fn shared_for(kinds: Vec<MediaKind>, started: Instant) -> Arc<Shared> {
+    let lines = kinds
+        .into_iter()
+        .scan((0, 0), |(v, a), kind| {
+            let n = match kind {
+                MediaKind::Video => v,
+                MediaKind::Audio => a,
+            };
+            *n += 1;
+            let clock = match kind {
+                MediaKind::Video => vp8::VIDEO_CLOCK_RATE,
+                MediaKind::Audio => opus::AUDIO_CLOCK_RATE,
+            };
+            Some(Line {
+                kind,
+                slot: *n - 1,
+                account: Mutex::new(RtpAccount::new(clock)),
+            })
+        })
+        .collect();
+    Arc::new(Shared {
+        started,
+        lines,
+        transceivers: OnceLock::new(),
+        tasks: Mutex::new(Vec::new()),
+        connected_after: Mutex::new(None),
+    })
+}
+
+/// The track sink that starts a counting task per remote track.
+fn counting_sink(shared: &Arc<Shared>) -> peer::TrackSink {
+    let shared = Arc::downgrade(shared);
+    Box::new(move |track: Arc<dyn TrackRemote>| {
+        if let Some(s) = shared.upgrade() {
+            let task = tokio::spawn(count(Arc::downgrade(&s), track));
+            s.tasks.lock().unwrap().push(task);
+        }
+    })
+}
+
+/// The audio and video m-lines of an SDP, in order (other m-lines are not counted).
+pub fn offered_kinds(sdp: &str) -> Vec<Option<MediaKind>> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("m="))
+        .map(|m| match m.split_whitespace().next() {
+            Some("video") => Some(MediaKind::Video),
+            Some("audio") => Some(MediaKind::Audio),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `a=mid` of each m-line of an SDP, in order.
+fn offered_mids(sdp: &str) -> Vec<Option<String>> {
+    let mut mids = Vec::new();
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            mids.push(None);
+        } else if let (Some(mid), Some(last)) = (line.strip_prefix("a=mid:"), mids.last_mut()) {
+            *last = Some(mid.trim().to_owned());
+        }
+    }
+    mids
+}
+
 impl WhepViewer {
+    /// The answering side, for servers that send the offer (Janus's streaming plugin): applies
+    /// `offer`, gathers, hands the complete answer to `deliver` and counts what arrives on each
+    /// audio/video m-line of the offer. `location` names the session (it is not DELETEd on
+    /// close; ending the server's session is the caller's business). Times (connected, first
+    /// packet, first keyframe) count from `started`, when the caller began signaling.
+    pub async fn answer_offer<F, Fut>(
+        ctx: &RtcContext,
+        started: Instant,
+        offer: &str,
+        location: reqwest::Url,
+        deliver: F,
+    ) -> Result<Self, RtcError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), RtcError>>,
+    {
+        let offered = offered_kinds(offer);
+        if offered.iter().any(Option::is_none) {
+            return Err(RtcError::Protocol(
+                "offer has m-lines other than audio and video".into(),
+            ));
+        }
+        let shared = shared_for(offered.into_iter().flatten().collect(), started);
+        let events = Events::new(Some(counting_sink(&shared)));
+        let pc = ctx.peer(events.clone(), false).await?;
+        let result = async {
+            pc.set_remote_description(RTCSessionDescription::offer(offer.to_owned())?)
+                .await?;
+            // Transceivers in m-line order, matched by mid (get_transceivers' order is not it).
+            let mids = offered_mids(offer);
+            let mut ids = vec![None; mids.len()];
+            for t in pc.get_transceivers().await {
+                let mid = t.mid().await?;
+                if let Some(i) = mids.iter().position(|m| m.is_some() && *m == mid) {
+                    ids[i] = Some(t.id());
+                }
+            }
+            let ids = ids
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| RtcError::Protocol("an offered m-line has no transceiver".into()))?;
+            let _ = shared.transceivers.set(ids);
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer).await?;
+            events.gathered(Duration::from_secs(10)).await?;
+            let sdp = pc
+                .local_description()
+                .await
+                .map(|d| d.sdp)
+                .ok_or_else(|| RtcError::Protocol("no local description".into()))?;
+            deliver(sdp).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let noting = tokio::spawn(note_connected(events.clone(), Arc::downgrade(&shared)));
+                shared.tasks.lock().unwrap().push(noting);
+                Ok(Self {
+                    pc,
+                    events,
+                    session: None,
+                    location,
+                    http: ctx.http().clone(),
+                    shared,
+                })
+            }
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
+        }
+    }
+
     /// POSTs a recvonly offer to `whep_url` and applies the answer. Media counting starts at
     /// once; [`WhepViewer::wait_connected`] waits for ICE + DTLS.
     pub async fn connect(
@@ -136,44 +277,8 @@ impl WhepViewer {
         whep_url: &str,
         config: &ViewerConfig,
     ) -> Result<Self, RtcError> {
-        let started = Instant::now();
-        let lines = config
-            .kinds()
-            .into_iter()
-            .scan((0, 0), |(v, a), kind| {
-                let n = match kind {
-                    MediaKind::Video => v,
-                    MediaKind::Audio => a,
-                };
-                *n += 1;
-                let clock = match kind {
-                    MediaKind::Video => vp8::VIDEO_CLOCK_RATE,
-                    MediaKind::Audio => opus::AUDIO_CLOCK_RATE,
-                };
-                Some(Line {
-                    kind,
-                    slot: *n - 1,
-                    account: Mutex::new(RtpAccount::new(clock)),
-                })
-            })
-            .collect();
-        let shared = Arc::new(Shared {
-            started,
-            lines,
-            transceivers: OnceLock::new(),
-            tasks: Mutex::new(Vec::new()),
-            connected_after: Mutex::new(None),
-        });
-        let sink = {
-            let shared = Arc::downgrade(&shared);
-            Box::new(move |track: Arc<dyn TrackRemote>| {
-                if let Some(s) = shared.upgrade() {
-                    let task = tokio::spawn(count(Arc::downgrade(&s), track));
-                    s.tasks.lock().unwrap().push(task);
-                }
-            }) as peer::TrackSink
-        };
-        let events = Events::new(Some(sink));
+        let shared = shared_for(config.kinds(), Instant::now());
+        let events = Events::new(Some(counting_sink(&shared)));
         let pc = ctx.peer(events.clone(), false).await?;
         let result = async {
             let mut ids = Vec::new();
@@ -214,7 +319,8 @@ impl WhepViewer {
                 Ok(Self {
                     pc,
                     events,
-                    session,
+                    location: session.location.clone(),
+                    session: Some(session),
                     http: ctx.http().clone(),
                     shared,
                 })
@@ -265,19 +371,19 @@ impl WhepViewer {
     }
 
     pub fn session_url(&self) -> &reqwest::Url {
-        &self.session.location
+        &self.location
     }
 
     pub fn ice_servers(&self) -> &[IceServer] {
-        &self.session.ice_servers
+        self.session.as_ref().map_or(&[], |s| &s.ice_servers)
     }
 
     /// Chooses a simulcast layer (`Some("q"|"h"|"f")`) or automatic (`None`) through the
     /// layer link of the answer.
     pub async fn set_layer(&self, layer: Option<&str>) -> Result<(), RtcError> {
-        let url = match &self.session.layer_url {
+        let url = match self.session.as_ref().and_then(|s| s.layer_url.as_ref()) {
             Some(u) => u.clone(),
-            None => reqwest::Url::parse(&format!("{}/layer", self.session.location))
+            None => reqwest::Url::parse(&format!("{}/layer", self.location))
                 .map_err(|e| RtcError::Protocol(e.to_string()))?,
         };
         let body = match layer {
@@ -298,7 +404,10 @@ impl WhepViewer {
 
     /// Ends the session: DELETE, then closes the peer connection.
     pub async fn close(self) -> Result<(), RtcError> {
-        let deleted = http::delete_session(&self.http, &self.session.location, None).await;
+        let deleted = match &self.session {
+            Some(s) => http::delete_session(&self.http, &s.location, None).await,
+            None => Ok(()),
+        };
         self.shutdown().await;
         deleted
     }
@@ -403,5 +512,16 @@ mod tests {
         );
         assert_eq!(k(2, 1), vec![Video, Audio, Video]);
         assert_eq!(k(0, 2), vec![Audio, Audio]);
+    }
+
+    #[test]
+    fn reads_kinds_and_mids_of_an_offer() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\n";
+        assert_eq!(
+            offered_kinds(sdp),
+            vec![Some(MediaKind::Video), Some(MediaKind::Audio)]
+        );
+        assert_eq!(offered_mids(sdp), vec![Some("v".into()), Some("a".into())]);
+        assert_eq!(offered_kinds("m=application 9 x\r\n"), vec![None]);
     }
 }
