@@ -593,3 +593,54 @@ fn transmit(udp: &[(SocketAddr, Arc<UdpSocket>)], tcp: &TcpWriters, out: Outgoin
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::CandidateKind;
+
+    #[test]
+    fn local_addresses_are_announced_as_host_candidates_for_udp_and_tcp() {
+        let udp: SocketAddr = "10.1.2.3:50000".parse().unwrap();
+        let tcp: SocketAddr = "10.1.2.3:50001".parse().unwrap();
+        let made = candidates(&[udp], &[tcp], &[]);
+        let summary: Vec<_> = made.iter().map(|c| (c.kind(), c.proto(), c.addr())).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (CandidateKind::Host, Protocol::Udp, udp),
+                (CandidateKind::Host, Protocol::Tcp, tcp)
+            ]
+        );
+        assert_eq!(made[1].tcptype(), Some(TcpType::Passive));
+    }
+
+    #[test]
+    fn behind_nat_the_public_address_is_announced_with_the_local_one_as_base() {
+        let local: SocketAddr = "10.1.2.3:50000".parse().unwrap();
+        let public: IpAddr = "203.0.113.10".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let made = candidates(&[local], &[], &[public, v6]);
+        assert_eq!(made.len(), 1, "an IPv6 public address cannot front an IPv4 socket");
+        assert_eq!(made[0].kind(), CandidateKind::ServerReflexive);
+        assert_eq!(made[0].addr(), SocketAddr::new(public, 50000));
+        assert_eq!(made[0].local(), local);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_setting_named() {
+        let mut c = MediaConfig::default();
+        assert!(c.validate().is_ok());
+        c.ice_servers.push(IceServer {
+            url: "http://example.org".into(),
+            username: None,
+            credential: None,
+        });
+        assert!(c.validate().unwrap_err().contains("media.ice_servers"));
+        let c = MediaConfig {
+            max_viewers: 0,
+            ..MediaConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("media.max_viewers"));
+    }
+}
