@@ -185,10 +185,13 @@ pub struct SteadyWindow {
     pub server_cpu_seconds: Option<f64>,
     /// Server CPU µs per packet the viewers received.
     pub cpu_us_per_received_packet: Option<f64>,
-    /// townhall only: `townhall_media_forwarded_packets_total` in the window, the CPU per such
-    /// packet (`process_cpu_seconds_total`), and `townhall_media_dropped_datagrams_total`.
+    /// townhall only: `townhall_media_forwarded_packets_total` in the window, the server CPU
+    /// (/proc) per such packet, the same with `process_cpu_seconds_total` from /metrics (whole
+    /// seconds only: the prometheus crate's process collector counts CPU in an integer), and
+    /// `townhall_media_dropped_datagrams_total` (all reasons).
     pub forwarded_packets: Option<f64>,
     pub cpu_us_per_forwarded_packet: Option<f64>,
+    pub metrics_cpu_us_per_forwarded_packet: Option<f64>,
     pub dropped_datagrams: Option<f64>,
     /// Server threads by CPU in the window: name, share of one core (top 4).
     pub server_threads: Vec<(String, f64)>,
@@ -460,10 +463,15 @@ fn steady_window(a: &Snapshot, b: &Snapshot, rss_before: Option<f64>) -> SteadyW
         server_cpu_seconds: server_cpu,
         cpu_us_per_received_packet: server_cpu.and_then(|c| per_packet(c, received as f64)),
         forwarded_packets: forwarded,
-        cpu_us_per_forwarded_packet: metric("process_cpu_seconds_total")
+        cpu_us_per_forwarded_packet: server_cpu
             .zip(forwarded)
             .and_then(|(c, f)| per_packet(c, f)),
-        dropped_datagrams: metric("townhall_media_dropped_datagrams_total"),
+        metrics_cpu_us_per_forwarded_packet: metric("process_cpu_seconds_total")
+            .zip(forwarded)
+            .and_then(|(c, f)| per_packet(c, f)),
+        // The counter has no sample until the first drop.
+        dropped_datagrams: metric("townhall_media_dropped_datagrams_total")
+            .or(forwarded.map(|_| 0.0)),
         server_threads: threads,
         server_rss_bytes: b.proc.map(|p| p.rss_bytes),
         rss_per_viewer_bytes: b

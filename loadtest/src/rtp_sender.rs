@@ -3,11 +3,12 @@
 //! rate and keyframe interval. Feeds an RTP mountpoint of Janus's streaming plugin, so Janus
 //! and townhall relay the same load.
 
+use crate::rtc::publisher::Counters;
 use crate::rtc::{PublisherConfig, PublisherStats, opus, vp8};
 use bytes::{BufMut, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::RwLock;
@@ -26,17 +27,6 @@ pub fn rtp_packet(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &
     b.put_u32(ssrc);
     b.put_slice(payload);
     b
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    video_packets: AtomicU64,
-    video_bytes: AtomicU64,
-    video_frames: AtomicU64,
-    keyframes: AtomicU64,
-    audio_packets: AtomicU64,
-    audio_bytes: AtomicU64,
-    paused: AtomicBool,
 }
 
 /// Sends until dropped or [`PlainRtpSender::close`]d.
@@ -85,20 +75,7 @@ impl PlainRtpSender {
     /// Counts in the shape of the WHIP publisher's (no keyframe requests: plain RTP has no
     /// feedback channel here).
     pub fn stats(&self) -> PublisherStats {
-        let c = &self.counters;
-        let video_packets = c.video_packets.load(Relaxed);
-        let audio_packets = c.audio_packets.load(Relaxed);
-        PublisherStats {
-            video_packets,
-            video_bytes: c.video_bytes.load(Relaxed),
-            video_frames: c.video_frames.load(Relaxed),
-            keyframes: c.keyframes.load(Relaxed),
-            keyframe_requests: 0,
-            audio_packets,
-            audio_bytes: c.audio_bytes.load(Relaxed),
-            last_video_index: video_packets.checked_sub(1),
-            last_audio_index: audio_packets.checked_sub(1),
-        }
+        self.counters.stats()
     }
 
     /// Stops sending after the current frame; when this returns the counts no longer move.

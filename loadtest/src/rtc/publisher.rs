@@ -68,17 +68,36 @@ pub struct PublisherStats {
     pub last_audio_index: Option<u64>,
 }
 
-#[derive(Default)]
-struct Counters {
-    video_packets: AtomicU64,
-    video_bytes: AtomicU64,
-    video_frames: AtomicU64,
-    keyframes: AtomicU64,
-    keyframe_requests: AtomicU64,
-    audio_packets: AtomicU64,
-    audio_bytes: AtomicU64,
-    keyframe_wanted: AtomicBool,
-    paused: AtomicBool,
+/// Send-side counters (also used by the plain-RTP sender, `crate::rtp_sender`).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub video_packets: AtomicU64,
+    pub video_bytes: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub keyframes: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub audio_packets: AtomicU64,
+    pub audio_bytes: AtomicU64,
+    pub keyframe_wanted: AtomicBool,
+    pub paused: AtomicBool,
+}
+
+impl Counters {
+    pub fn stats(&self) -> PublisherStats {
+        let video_packets = self.video_packets.load(Relaxed);
+        let audio_packets = self.audio_packets.load(Relaxed);
+        PublisherStats {
+            video_packets,
+            video_bytes: self.video_bytes.load(Relaxed),
+            video_frames: self.video_frames.load(Relaxed),
+            keyframes: self.keyframes.load(Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Relaxed),
+            audio_packets,
+            audio_bytes: self.audio_bytes.load(Relaxed),
+            last_video_index: video_packets.checked_sub(1),
+            last_audio_index: audio_packets.checked_sub(1),
+        }
+    }
 }
 
 /// A live WHIP session. Close it with [`WhipPublisher::close`] (DELETE) or
@@ -195,20 +214,7 @@ impl WhipPublisher {
     }
 
     pub fn stats(&self) -> PublisherStats {
-        let c = &self.counters;
-        let video_packets = c.video_packets.load(Relaxed);
-        let audio_packets = c.audio_packets.load(Relaxed);
-        PublisherStats {
-            video_packets,
-            video_bytes: c.video_bytes.load(Relaxed),
-            video_frames: c.video_frames.load(Relaxed),
-            keyframes: c.keyframes.load(Relaxed),
-            keyframe_requests: c.keyframe_requests.load(Relaxed),
-            audio_packets,
-            audio_bytes: c.audio_bytes.load(Relaxed),
-            last_video_index: video_packets.checked_sub(1),
-            last_audio_index: audio_packets.checked_sub(1),
-        }
+        self.counters.stats()
     }
 
     /// Stops sending after the current frame; when this returns the counts no longer move.
