@@ -214,7 +214,8 @@ impl Relay {
         }
     }
 
-    fn new_rtc(&self, now: Instant, viewer: bool) -> Rtc {
+    /// `estimate_bandwidth` turns on str0m's bandwidth estimation, and with it its pacer.
+    fn new_rtc(&self, now: Instant, estimate_bandwidth: bool) -> Rtc {
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -223,7 +224,7 @@ impl Relay {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)));
-        if viewer {
+        if estimate_bandwidth {
             config = config.enable_bwe(Some(self.config.initial_viewer_bitrate));
         }
         let mut rtc = config.build(now);
@@ -271,7 +272,9 @@ impl Relay {
             label,
             tracks: HashMap::new(),
             layers: Default::default(),
-            simulcast: false,
+            // Known from the offer already, so viewers joining before its first packet get a
+            // bandwidth estimate.
+            simulcast: offer.lines().any(|l| l.trim_start().starts_with("a=simulcast:")),
             has_video: !video.is_empty(),
             last_video: None,
             last_audio: None,
@@ -292,7 +295,17 @@ impl Relay {
             return Err(MediaError::MediaFull);
         }
         self.check_ip(ip)?;
-        let mut rtc = self.new_rtc(now, true);
+        // The estimate is only worth its pacer when there are layers to choose between: a pacer
+        // held to an estimate below a single-layer stream's rate only queues it (up to 2 s),
+        // which is delay and no help. So viewers of a meeting without simulcast (OBS, most
+        // WHIP tools) get packets straight through; with simulcast the layer follows the
+        // estimate and the stream stays below it.
+        let simulcast = self.rooms.get(&meeting).is_some_and(|room| {
+            room.slots.iter().flatten().any(|k| {
+                matches!(self.peers.get(k), Some(Peer { role: Role::Publisher(p), .. }) if p.simulcast)
+            })
+        });
+        let mut rtc = self.new_rtc(now, simulcast);
         let sdp = accept(&mut rtc, offer)?;
         let (video, audio) = media_lines(&sdp, Direction::SendOnly);
         if video.len() + audio.len() == 0 {
@@ -309,12 +322,19 @@ impl Relay {
             keyframe_asked: None,
         };
         // Ask for more than the initial estimate so the estimator probes up to the top layer.
-        rtc.bwe()
-            .set_bitrate(Bitrate::kbps(150), Bitrate::kbps(2_500 * video.len().max(1) as u64));
+        if simulcast {
+            rtc.bwe()
+                .set_bitrate(Bitrate::kbps(150), Bitrate::kbps(2_500 * video.len().max(1) as u64));
+        }
         let role = Role::Viewer(Viewer {
             video: video.into_iter().map(track).collect(),
             audio: audio.into_iter().map(track).collect(),
-            estimate: self.config.initial_viewer_bitrate,
+            // Without an estimate, a simulcast source that appears later is shown at its best.
+            estimate: if simulcast {
+                self.config.initial_viewer_bitrate
+            } else {
+                Bitrate::gbps(1)
+            },
             manual_layer: None,
             first_frame_seen: false,
             nacks_seen: Vec::new(),
