@@ -10,6 +10,7 @@ pub mod admin;
 pub mod args;
 pub mod client;
 pub mod conn;
+pub mod metrics;
 pub mod plot;
 pub mod procfs;
 pub mod report;
@@ -64,7 +65,7 @@ pub fn summarize(args: &SummarizeArgs) -> anyhow::Result<()> {
 /// One Markdown row per report.
 pub fn table(reports: &[(String, Report)]) -> String {
     let mut s = String::from(
-        "| run | target | citizens held | cmd/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | events p99 | tallies p99 | missed | errors | gen. cores | server cores | server RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| run | target | citizens held | cmd/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | events p99 | tallies p99 | missed | errors | gen. cores | server cores | machine busy cores | server RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, r) in reports {
         let errors: u64 = r.errors.values().sum();
@@ -72,7 +73,7 @@ pub fn table(reports: &[(String, Report)]) -> String {
             (format!("{:.2}", p.cores), format!("{:.0}", p.rss_peak_mb))
         });
         s.push_str(&format!(
-            "| {name} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {errors} | {:.2} | {cores} | {rss} |\n",
+            "| {name} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {errors} | {:.2} | {cores} | {:.2} | {rss} |\n",
             r.target,
             r.connections_held,
             r.ask_rate + r.vote_rate + r.comment_rate,
@@ -85,10 +86,11 @@ pub fn table(reports: &[(String, Report)]) -> String {
             r.latency_tallies.p99_ms,
             r.missed,
             r.generator.cores,
+            r.machine_busy_cores,
         ));
         for st in &r.steps {
             s.push_str(&format!(
-                "| {name} step {} | {} | | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | | | |\n",
+                "| {name} step {} | {} | | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | | | | | | | | |\n",
                 st.index,
                 r.target,
                 st.commands_per_sec,

@@ -29,6 +29,48 @@ pub fn parse_open_files(limits: &str) -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// Busy and total ticks of all CPUs from the first line of `/proc/stat` (busy = all but idle
+/// and iowait; softirq time, which loopback networking spends, counts as busy).
+pub fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest times are inside user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
+fn machine_ticks() -> Option<(u64, u64)> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// How many cores the whole machine kept busy over a period (everything: this run, the
+/// server, the kernel, and whatever else shares the machine).
+#[derive(Debug)]
+pub struct MachineSampler {
+    start: (u64, u64),
+}
+
+impl MachineSampler {
+    pub fn start() -> Option<Self> {
+        Some(Self {
+            start: machine_ticks()?,
+        })
+    }
+
+    /// Busy cores since `start`, and the share of all cores that is.
+    pub fn busy(&self) -> Option<(f64, f64)> {
+        let (busy, total) = machine_ticks()?;
+        let (db, dt) = (busy - self.start.0, (total - self.start.1).max(1));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let share = db as f64 / dt as f64;
+        Some((share * cpus, share))
+    }
+}
+
 fn read(pid: u32, file: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
 }
@@ -100,6 +142,16 @@ mod tests {
         assert_eq!(parse_rss_mb("Name:\tx\n"), None);
         let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                20000                files\n";
         assert_eq!(parse_open_files(limits), Some(20000));
+    }
+
+    #[test]
+    fn parses_machine_ticks() {
+        let stat = "cpu  100 5 50 800 20 0 25 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        assert_eq!(parse_machine_ticks(stat), Some((180, 1000)));
+        assert_eq!(parse_machine_ticks("intr 1 2"), None);
+        let m = MachineSampler::start().expect("linux /proc/stat");
+        let (cores, share) = m.busy().unwrap();
+        assert!((0.0..=1.0).contains(&share) && cores >= 0.0);
     }
 
     #[test]

@@ -116,6 +116,11 @@ pub struct Report {
     pub out_of_order: u64,
     pub generator: ProcUsage,
     pub server: Option<ProcUsage>,
+    /// Cores the whole machine kept busy during the load phase (generator, server, kernel
+    /// networking and anything else running): what is left of the machine for this run.
+    pub machine_busy_cores: f64,
+    /// The townhall server's `/metrics` over the load phase (townhall only).
+    pub server_metrics: Option<super::metrics::ServerMetrics>,
     pub timeline: Vec<Second>,
     pub steps: Vec<Step>,
     pub distribution: Vec<Quantile>,
@@ -214,8 +219,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "generator          {:.2} cores, RSS {:.0} MB",
-            self.generator.cores, self.generator.rss_peak_mb
+            "generator          {:.2} cores, RSS {:.0} MB; whole machine {:.2} cores busy",
+            self.generator.cores, self.generator.rss_peak_mb, self.machine_busy_cores
         );
         if let Some(p) = &self.server {
             let per_conn = if self.connections_held > 0 {
@@ -225,8 +230,15 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "server (pid {})    {:.2} cores, RSS {:.0} MB at start, {:.0} MB peak, {:.0} MB end ({per_conn:.1} KB per connection)",
+                "server (pid {})    {:.2} cores, RSS {:.0} MB at start, {:.0} MB peak, {:.0} MB end (grew {per_conn:.1} KB per connection during the load)",
                 p.pid, p.cores, p.rss_start_mb, p.rss_peak_mb, p.rss_end_mb
+            );
+        }
+        if let Some(m) = &self.server_metrics {
+            let _ = writeln!(
+                s,
+                "server /metrics    {:.0} appends, {:.2} ms each on average, {:.1} commands per batch, {:.0} frames queued, {:.0} resyncs",
+                m.appends, m.append_mean_ms, m.batch_mean, m.deliveries, m.resyncs
             );
         }
         for st in &self.steps {

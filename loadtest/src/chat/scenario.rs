@@ -6,6 +6,7 @@ use super::admin;
 use super::args::{ChatArgs, Plan, Target};
 use super::client::{self, Behaviour, Ctx, Order, Outcome, next_rand};
 use super::conn::{Endpoint, loopback_sources};
+use super::metrics;
 use super::procfs::{self, Sampler};
 use super::report::{self, Latency, Report, Second, Step};
 use super::socketio;
@@ -140,6 +141,11 @@ pub async fn run(args: &ChatArgs, plan: &Plan) -> anyhow::Result<Report> {
         eprintln!("warning: cannot read /proc of --server-pid; server figures left out");
     }
     let mut generator = Sampler::start(std::process::id());
+    let machine = procfs::MachineSampler::start();
+    let metrics_before = match args.target {
+        Target::Townhall => metrics::fetch(&endpoints[0].base).await,
+        Target::Socketio => None,
+    };
     let load_start = Instant::now();
     let deliveries_start = stats.deliveries();
     let mut total_hist = histogram();
@@ -219,12 +225,19 @@ pub async fn run(args: &ChatArgs, plan: &Plan) -> anyhow::Result<Report> {
     report.connections_held = stats.connected.load(Relaxed);
     load.stop().await;
     drain(&stats).await;
+    if let Some(before) = &metrics_before {
+        let after = metrics::fetch(&endpoints[0].base).await;
+        report.server_metrics = after.map(|after| metrics::delta(before, &after));
+    }
     add(&mut total_hist, &stats.take_window());
     if let Some(s) = &server {
         report.server = Some(s.usage());
     }
     if let Some(g) = &generator {
         report.generator = g.usage();
+    }
+    if let Some((cores, _)) = machine.as_ref().and_then(|m| m.busy()) {
+        report.machine_busy_cores = cores;
     }
 
     // Stop every connection and count what each one missed.
