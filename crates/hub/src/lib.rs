@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use townhall_core::{Actor, Command, Meeting, MeetingId, Offset, Timestamp};
 use townhall_store::{EventLog, MeetingRecord, StoreError};
@@ -67,6 +68,19 @@ impl RoomHandle {
 
     /// Sends a message to the room; `false` if it has stopped. Sessions use this; so do
     /// benchmarks that drive a room without sockets.
+    /// Closes the room: every session gets `bye` with `code`; returns once all were kicked.
+    pub async fn close(&self, code: &'static str, message: &str) {
+        let (done, kicked) = oneshot::channel();
+        let msg = RoomMsg::Close {
+            code,
+            message: message.into(),
+            done: Some(done),
+        };
+        if self.tx.send(msg).await.is_ok() {
+            let _ = kicked.await;
+        }
+    }
+
     pub async fn send(&self, msg: RoomMsg) -> bool {
         self.tx.send(msg).await.is_ok()
     }
@@ -342,12 +356,7 @@ impl Hub {
     /// Disconnects everyone and deletes the meeting and its whole log.
     pub async fn delete_meeting(&self, id: &MeetingId) -> Result<bool, StoreError> {
         if let Some(room) = self.loaded_room(id) {
-            let _ = room
-                .tx
-                .send(RoomMsg::Close {
-                    code: "meeting_deleted",
-                    message: "the organizer deleted this meeting".into(),
-                })
+            room.close("meeting_deleted", "the organizer deleted this meeting")
                 .await;
         }
         self.rooms
@@ -364,13 +373,14 @@ impl Hub {
             rooms.values().filter_map(|c| c.get().cloned()).collect()
         };
         for room in rooms {
-            let _ = room
-                .tx
-                .send(RoomMsg::Close {
-                    code: "shutdown",
-                    message: "the server is restarting; reconnecting".into(),
-                })
+            room.close("shutdown", "the server is restarting; reconnecting")
                 .await;
+        }
+        // The rooms run on their own thread: give the writers a moment to say goodbye before
+        // the process goes away.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -118,6 +118,8 @@ pub enum RoomMsg {
     Close {
         code: &'static str,
         message: String,
+        /// Told once every session has been kicked.
+        done: Option<oneshot::Sender<()>>,
     },
 }
 
@@ -271,8 +273,15 @@ impl Room {
                         );
                     }
                 }
-                RoomMsg::Close { code, message } => {
+                RoomMsg::Close {
+                    code,
+                    message,
+                    done,
+                } => {
                     self.close_all(code, &message);
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
                     return ControlFlow::Break(());
                 }
                 RoomMsg::Command { .. } | RoomMsg::Api { .. } => {

@@ -165,40 +165,37 @@ impl std::fmt::Debug for Command {
 const MAX_FRAME: usize = 2048;
 
 impl Media {
-    /// Binds the sockets and starts the relay task; call from within a tokio runtime.
+    /// Binds the sockets and starts the relay on a thread of its own ("townhall-media").
+    ///
+    /// Its own thread, because the relay is latency-bound CPU work that must not wait in a
+    /// run queue behind thousands of WebSocket writers; it stops when the last `Media` handle
+    /// is dropped.
     pub fn start(config: &MediaConfig, metrics: MediaMetrics) -> io::Result<Media> {
         let ips = local_ips(config.bind_ip)?;
-        let (in_tx, in_rx) = mpsc::channel::<Datagram>(8192);
         let mut udp = Vec::new();
         let mut port = config.udp_port;
         for ip in &ips {
             let socket = bind_udp(SocketAddr::new(*ip, port))
                 .map_err(|e| with_context(e, format!("cannot bind media UDP {ip}:{port}")))?;
-            let socket = Arc::new(socket);
             // With port 0, the first socket picks the port and the others follow it.
             port = socket.local_addr()?.port();
             udp.push(socket);
         }
-        let tcp_writers: TcpWriters = Arc::default();
-        let mut tcp_addrs = Vec::new();
+        let mut tcp = Vec::new();
         if config.ice_tcp {
             let mut tcp_port = config.tcp_port;
             for ip in &ips {
                 let listener = bind_tcp(SocketAddr::new(*ip, tcp_port))
                     .map_err(|e| with_context(e, format!("cannot bind ICE-TCP {ip}:{tcp_port}")))?;
                 tcp_port = listener.local_addr()?.port();
-                tcp_addrs.push(listener.local_addr()?);
-                tokio::spawn(accept_tcp(listener, in_tx.clone(), tcp_writers.clone()));
+                tcp.push(listener);
             }
         }
         let udp_addrs: Vec<SocketAddr> = udp.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?;
-        let candidates = candidates(&udp_addrs, &tcp_addrs, &config.public_ips);
-        for socket in &udp {
-            tokio::spawn(read_udp(socket.clone(), in_tx.clone(), metrics.clone()));
-        }
+        let tcp_addrs: Vec<SocketAddr> = tcp.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?;
         let relay = Relay::new(
             RelayConfig {
-                candidates,
+                candidates: candidates(&udp_addrs, &tcp_addrs, &config.public_ips),
                 max_viewers: config.max_viewers,
                 keyframe_interval: Duration::from_millis(config.keyframe_interval_ms),
                 initial_viewer_bitrate: Bitrate::kbps(1_000),
@@ -207,10 +204,17 @@ impl Media {
                 connect_timeout: Duration::from_secs(20),
             },
             metrics.clone(),
-            Instant::now().into_std(),
+            std::time::Instant::now(),
         );
         let (commands, command_rx) = mpsc::channel(1024);
-        tokio::spawn(run(relay, udp, tcp_writers, in_rx, command_rx, metrics));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("townhall-media".into())
+            .spawn(move || {
+                runtime.block_on(serve(relay, udp, tcp, command_rx, metrics));
+            })?;
         tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "media relay listening");
         Ok(Media {
             commands,
@@ -336,16 +340,49 @@ fn local_ips(bind: IpAddr) -> io::Result<Vec<IpAddr>> {
     Ok(ips)
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
-    TcpListener::from_std(listener)
+    Ok(listener)
 }
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
+    Ok(socket)
+}
+
+/// Everything on the media thread: socket readers, ICE-TCP, and the relay loop.
+async fn serve(
+    relay: Relay,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+    commands: mpsc::Receiver<Command>,
+    metrics: MediaMetrics,
+) {
+    let (to_relay, datagrams) = mpsc::channel::<Datagram>(8192);
+    let tcp_writers: TcpWriters = Arc::default();
+    for listener in tcp {
+        match TcpListener::from_std(listener) {
+            Ok(l) => {
+                tokio::spawn(accept_tcp(l, to_relay.clone(), tcp_writers.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "ICE-TCP listener failed"),
+        }
+    }
+    let mut sockets = Vec::new();
+    for socket in udp {
+        match UdpSocket::from_std(socket) {
+            Ok(s) => {
+                let s = Arc::new(s);
+                tokio::spawn(read_udp(s.clone(), to_relay.clone(), metrics.clone()));
+                sockets.push(s);
+            }
+            Err(e) => tracing::error!(error = %e, "media UDP socket failed"),
+        }
+    }
+    drop(to_relay);
+    run(relay, sockets, tcp_writers, datagrams, commands, metrics).await;
 }
 
 /// Host candidates for each socket, or server-reflexive ones for the public addresses (NAT).
