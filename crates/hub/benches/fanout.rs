@@ -8,7 +8,6 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use townhall_core::{
@@ -158,7 +157,7 @@ fn fanout(c: &mut Criterion) {
                 since: None,
                 outbox: Outbox {
                     tx,
-                    lagged: Arc::new(AtomicBool::new(false)),
+                    lagged: Arc::new(townhall_hub::room::Lagged::default()),
                     kick: Arc::new(tokio::sync::watch::channel(None).0),
                 },
                 reply,

@@ -40,10 +40,39 @@ pub struct Outbox {
     pub tx: mpsc::Sender<Utf8Bytes>,
     /// Set by the room when the queue overflowed: the writer drops what is queued and asks for
     /// a resync.
-    pub lagged: Arc<AtomicBool>,
+    pub lagged: Arc<Lagged>,
     /// Ends the connection whatever is queued (ban, deletion, shutdown, new links); works even
     /// when the queue is full or the client has stopped reading.
     pub kick: Arc<watch::Sender<Option<Kick>>>,
+}
+
+/// Set by the room when a session's queue overflowed. It also wakes the session's writer: the
+/// writer may have emptied the queue just before the flag was set (the room runs on its own
+/// thread), and would otherwise wait forever for a frame the room no longer sends it.
+#[derive(Debug, Default)]
+pub struct Lagged {
+    flag: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Lagged {
+    pub fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub fn clear(&self) {
+        self.flag.store(false, Ordering::Release);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Returns once `set` was called (at once if it was called since the last wait).
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
 }
 
 impl Outbox {
@@ -721,7 +750,7 @@ impl Room {
         let slot = &mut self.slots[i];
         // Clear the flag before queueing, so the writer does not discard the snapshot.
         slot.lagging = false;
-        slot.outbox.lagged.store(false, Ordering::Release);
+        slot.outbox.lagged.clear();
         let notice = serialise(&ServerMessage::Resync {
             reason: "your connection fell behind".into(),
         });
@@ -766,7 +795,7 @@ fn push(slot: &mut Slot, bytes: &Utf8Bytes, metrics: &HubMetrics) -> bool {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             slot.lagging = true;
-            slot.outbox.lagged.store(true, Ordering::Release);
+            slot.outbox.lagged.set();
             metrics.resyncs.inc();
             debug!(session_id = slot.id, "session fell behind; will resync");
             false

@@ -1,14 +1,13 @@
 //! One WebSocket connection: handshake, reading and rate-limiting client frames, and writing
 //! the room's frames in batches (one flush per wake-up, not per frame).
 
-use crate::room::{Join, JoinError, Kick, Outbox, RoomMsg, SessionId};
+use crate::room::{Join, JoinError, Kick, Lagged, Outbox, RoomMsg, SessionId};
 use crate::{Hub, HubError, RoomHandle, TokenBucket};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout};
@@ -106,7 +105,7 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
         .and_then(|s| hub.session_key.verify(s))
         .unwrap_or(identity.participant);
     let (tx, rx) = mpsc::channel(hub.config.outbox_frames);
-    let lagged = Arc::new(AtomicBool::new(false));
+    let lagged = Arc::new(Lagged::default());
     let (kick, kicked) = watch::channel(None);
     let kick = Arc::new(kick);
     let outbox = Outbox {
@@ -486,7 +485,7 @@ fn is_reply(frame: &Utf8Bytes) -> bool {
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Utf8Bytes>,
-    lagged: Arc<AtomicBool>,
+    lagged: Arc<Lagged>,
     mut kicked: watch::Receiver<Option<Kick>>,
     room: RoomHandle,
     session: SessionId,
@@ -499,12 +498,14 @@ async fn write_loop(
             biased;
             _ = kicked.changed() => break,
             n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
+            // Told to resync while nothing was queued: handled below with an empty batch.
+            _ = lagged.wait() => usize::MAX,
         };
         if n == 0 {
             let _ = sink.close().await;
             return;
         }
-        if !write_delay.is_zero() && batch.len() < WRITE_BATCH {
+        if !write_delay.is_zero() && !batch.is_empty() && batch.len() < WRITE_BATCH {
             // Let the frames of the same burst join this write: one syscall for all of them.
             tokio::select! {
                 biased;
@@ -518,7 +519,7 @@ async fn write_loop(
                 }
             }
         }
-        if lagged.load(Ordering::Acquire) {
+        if lagged.is_set() {
             // What is queued has a gap; drop it (but not replies to commands) and ask for a
             // fresh snapshot. The room queues nothing more for us until it has answered.
             batch.retain(is_reply);
@@ -530,6 +531,9 @@ async fn write_loop(
             if !room.send(RoomMsg::Resync { session }).await {
                 break;
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let written = tokio::select! {
             biased;
