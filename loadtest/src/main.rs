@@ -31,7 +31,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("TOWNHALL_LOAD_LOG")
                 // webrtc-rs warns per packet about early media (before its DTLS is ready) and
                 // about client details a load run cannot change; its errors still show.
-                .unwrap_or_else(|_| "warn,rtc=error,rtc_dtls=error,rtc_ice=error,webrtc=error".into()),
+                .unwrap_or_else(|_| {
+                    "warn,rtc=error,rtc_dtls=error,rtc_ice=error,webrtc=error".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

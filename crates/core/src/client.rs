@@ -79,9 +79,11 @@ impl ClientView {
                     // A merge moves the votes of the duplicate to its target, ours included; the
                     // frame does not say so per voter, so follow it here.
                     if let Some(into) = q.merged_into
-                        && e.kind == "question_merged" && self.voted.contains(&q.id) {
-                            self.voted.insert(into);
-                        }
+                        && e.kind == "question_merged"
+                        && self.voted.contains(&q.id)
+                    {
+                        self.voted.insert(into);
+                    }
                     self.questions.insert(q.id, q.clone());
                 }
                 if let Some(c) = &e.comment {

@@ -400,10 +400,12 @@ impl Meeting {
         let Some(q) = self.questions.get_mut(&id) else {
             return;
         };
-        if q.status == QuestionStatus::Pending && status != QuestionStatus::Pending
-            && let Some(p) = self.participants.get_mut(&q.author) {
-                p.pending = p.pending.saturating_sub(1);
-            }
+        if q.status == QuestionStatus::Pending
+            && status != QuestionStatus::Pending
+            && let Some(p) = self.participants.get_mut(&q.author)
+        {
+            p.pending = p.pending.saturating_sub(1);
+        }
         if matches!(status, QuestionStatus::Approved) {
             q.public = true;
         }

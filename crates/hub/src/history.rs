@@ -33,13 +33,14 @@ impl History {
 
     pub fn push(&mut self, frame: Frame) {
         if self.frames.len() == self.capacity
-            && let Some(old) = self.frames.pop_front() {
-                // Frames of one offset may straddle the cut; drop the rest of that offset too.
-                self.complete_after = old.offset;
-                while self.frames.front().is_some_and(|f| f.offset == old.offset) {
-                    self.frames.pop_front();
-                }
+            && let Some(old) = self.frames.pop_front()
+        {
+            // Frames of one offset may straddle the cut; drop the rest of that offset too.
+            self.complete_after = old.offset;
+            while self.frames.front().is_some_and(|f| f.offset == old.offset) {
+                self.frames.pop_front();
             }
+        }
         self.frames.push_back(frame);
     }
 

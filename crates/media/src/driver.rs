@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use str0m::Candidate;
 use str0m::bwe::Bitrate;
 use str0m::net::{Protocol, TcpType};
-use str0m::Candidate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -191,8 +191,14 @@ impl Media {
                 tcp.push(listener);
             }
         }
-        let udp_addrs: Vec<SocketAddr> = udp.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?;
-        let tcp_addrs: Vec<SocketAddr> = tcp.iter().map(|l| l.local_addr()).collect::<io::Result<_>>()?;
+        let udp_addrs: Vec<SocketAddr> = udp
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<_>>()?;
+        let tcp_addrs: Vec<SocketAddr> = tcp
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<_>>()?;
         let relay = Relay::new(
             RelayConfig {
                 candidates: candidates(&udp_addrs, &tcp_addrs, &config.public_ips),
@@ -236,7 +242,10 @@ impl Media {
         &self.ice_servers
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, MediaError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MediaError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(make(reply))
@@ -266,7 +275,12 @@ impl Media {
     }
 
     /// WHEP: a viewer's offer for `meeting` (which the caller checked is live).
-    pub async fn view(&self, ip: IpAddr, meeting: MeetingId, offer: String) -> Result<Answer, MediaError> {
+    pub async fn view(
+        &self,
+        ip: IpAddr,
+        meeting: MeetingId,
+        offer: String,
+    ) -> Result<Answer, MediaError> {
         self.ask(|reply| Command::View {
             ip,
             meeting,
@@ -289,7 +303,11 @@ impl Media {
         self.ask(|reply| Command::Close { session, reply }).await?
     }
 
-    pub async fn set_layer(&self, session: SessionId, rid: Option<String>) -> Result<(), MediaError> {
+    pub async fn set_layer(
+        &self,
+        session: SessionId,
+        rid: Option<String>,
+    ) -> Result<(), MediaError> {
         self.ask(|reply| Command::Layer {
             session,
             rid,
@@ -304,7 +322,10 @@ impl Media {
 
     /// Closes the meeting's publishers (its studio link was replaced).
     pub async fn close_publishers(&self, meeting: MeetingId) {
-        let _ = self.commands.send(Command::ClosePublishers { meeting }).await;
+        let _ = self
+            .commands
+            .send(Command::ClosePublishers { meeting })
+            .await;
     }
 
     /// Closes every media session of the meeting.
@@ -335,7 +356,10 @@ fn local_ips(bind: IpAddr) -> io::Result<Vec<IpAddr>> {
     ips.sort();
     ips.dedup();
     if ips.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, "no network interface to bind media to"));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no network interface to bind media to",
+        ));
     }
     Ok(ips)
 }
@@ -396,7 +420,13 @@ fn candidates(udp: &[SocketAddr], tcp: &[SocketAddr], public: &[IpAddr]) -> Vec<
                 public
                     .iter()
                     .filter(|ip| ip.is_ipv4() == local.is_ipv4())
-                    .map(|ip| Candidate::server_reflexive(SocketAddr::new(*ip, local.port()), local, proto))
+                    .map(|ip| {
+                        Candidate::server_reflexive(
+                            SocketAddr::new(*ip, local.port()),
+                            local,
+                            proto,
+                        )
+                    })
                     .collect()
             };
             for c in made {
@@ -412,7 +442,11 @@ fn candidates(udp: &[SocketAddr], tcp: &[SocketAddr], public: &[IpAddr]) -> Vec<
 
 fn host(addr: SocketAddr, proto: &str) -> Result<Candidate, str0m::error::IceError> {
     if proto == "tcp" {
-        Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build()
+        Candidate::builder()
+            .tcp()
+            .host(addr)
+            .tcptype(TcpType::Passive)
+            .build()
     } else {
         Candidate::host(addr, proto)
     }
@@ -442,7 +476,10 @@ async fn read_udp(socket: Arc<UdpSocket>, to_relay: mpsc::Sender<Datagram>, metr
         match to_relay.try_send(datagram) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.dropped_datagrams.with_label_values(&["relay_busy"]).inc();
+                metrics
+                    .dropped_datagrams
+                    .with_label_values(&["relay_busy"])
+                    .inc();
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
@@ -464,7 +501,12 @@ async fn accept_tcp(listener: TcpListener, to_relay: mpsc::Sender<Datagram>, wri
 }
 
 /// One ICE-TCP connection: RFC 4571 frames (16-bit length, then the packet) both ways.
-async fn serve_tcp(stream: TcpStream, remote: SocketAddr, to_relay: mpsc::Sender<Datagram>, writers: TcpWriters) {
+async fn serve_tcp(
+    stream: TcpStream,
+    remote: SocketAddr,
+    to_relay: mpsc::Sender<Datagram>,
+    writers: TcpWriters,
+) {
     let Ok(local) = stream.local_addr() else {
         return;
     };
@@ -606,7 +648,12 @@ fn handle(relay: &mut Relay, command: Command) {
     }
 }
 
-fn transmit(udp: &[(SocketAddr, Arc<UdpSocket>)], tcp: &TcpWriters, out: Outgoing, metrics: &MediaMetrics) {
+fn transmit(
+    udp: &[(SocketAddr, Arc<UdpSocket>)],
+    tcp: &TcpWriters,
+    out: Outgoing,
+    metrics: &MediaMetrics,
+) {
     match out.proto {
         Protocol::Udp => {
             let socket = match udp {
@@ -617,14 +664,24 @@ fn transmit(udp: &[(SocketAddr, Arc<UdpSocket>)], tcp: &TcpWriters, out: Outgoin
                 },
             };
             if socket.try_send_to(&out.data, out.destination).is_err() {
-                metrics.dropped_datagrams.with_label_values(&["send_failed"]).inc();
+                metrics
+                    .dropped_datagrams
+                    .with_label_values(&["send_failed"])
+                    .inc();
             }
         }
         Protocol::Tcp => {
-            let writer = tcp.lock().expect("tcp writers lock").get(&out.destination).cloned();
+            let writer = tcp
+                .lock()
+                .expect("tcp writers lock")
+                .get(&out.destination)
+                .cloned();
             let sent = writer.is_some_and(|w| w.try_send(out.data).is_ok());
             if !sent {
-                metrics.dropped_datagrams.with_label_values(&["send_failed"]).inc();
+                metrics
+                    .dropped_datagrams
+                    .with_label_values(&["send_failed"])
+                    .inc();
             }
         }
         _ => {}
@@ -641,7 +698,10 @@ mod tests {
         let udp: SocketAddr = "10.1.2.3:50000".parse().unwrap();
         let tcp: SocketAddr = "10.1.2.3:50001".parse().unwrap();
         let made = candidates(&[udp], &[tcp], &[]);
-        let summary: Vec<_> = made.iter().map(|c| (c.kind(), c.proto(), c.addr())).collect();
+        let summary: Vec<_> = made
+            .iter()
+            .map(|c| (c.kind(), c.proto(), c.addr()))
+            .collect();
         assert_eq!(
             summary,
             vec![
@@ -658,7 +718,11 @@ mod tests {
         let public: IpAddr = "203.0.113.10".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         let made = candidates(&[local], &[], &[public, v6]);
-        assert_eq!(made.len(), 1, "an IPv6 public address cannot front an IPv4 socket");
+        assert_eq!(
+            made.len(),
+            1,
+            "an IPv6 public address cannot front an IPv4 socket"
+        );
         assert_eq!(made[0].kind(), CandidateKind::ServerReflexive);
         assert_eq!(made[0].addr(), SocketAddr::new(public, 50000));
         assert_eq!(made[0].local(), local);

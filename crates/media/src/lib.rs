@@ -21,4 +21,4 @@ mod types;
 
 pub use driver::{Media, MediaConfig};
 pub use metrics::MediaMetrics;
-pub use types::{IceServer, MediaError, SessionId, SourceKind, StageSource, SLOTS};
+pub use types::{IceServer, MediaError, SLOTS, SessionId, SourceKind, StageSource};

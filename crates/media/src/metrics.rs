@@ -1,6 +1,8 @@
 //! Prometheus metrics of the relay (`townhall_media_*`).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// Counters the relay updates; cloned handles share the same series.
 #[derive(Debug, Clone)]

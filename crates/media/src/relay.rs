@@ -274,7 +274,9 @@ impl Relay {
             layers: Default::default(),
             // Known from the offer already, so viewers joining before its first packet get a
             // bandwidth estimate.
-            simulcast: offer.lines().any(|l| l.trim_start().starts_with("a=simulcast:")),
+            simulcast: offer
+                .lines()
+                .any(|l| l.trim_start().starts_with("a=simulcast:")),
             has_video: !video.is_empty(),
             last_video: None,
             last_audio: None,
@@ -290,7 +292,13 @@ impl Relay {
     }
 
     /// Accepts a WHEP offer. The caller has checked that the meeting is live.
-    pub fn view(&mut self, now: Instant, ip: IpAddr, meeting: MeetingId, offer: &str) -> Result<Answer, MediaError> {
+    pub fn view(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        meeting: MeetingId,
+        offer: &str,
+    ) -> Result<Answer, MediaError> {
         if self.viewers >= self.config.max_viewers {
             return Err(MediaError::MediaFull);
         }
@@ -323,8 +331,10 @@ impl Relay {
         };
         // Ask for more than the initial estimate so the estimator probes up to the top layer.
         if simulcast {
-            rtc.bwe()
-                .set_bitrate(Bitrate::kbps(150), Bitrate::kbps(2_500 * video.len().max(1) as u64));
+            rtc.bwe().set_bitrate(
+                Bitrate::kbps(150),
+                Bitrate::kbps(2_500 * video.len().max(1) as u64),
+            );
         }
         let role = Role::Viewer(Viewer {
             video: video.into_iter().map(track).collect(),
@@ -357,14 +367,18 @@ impl Relay {
         Ok(())
     }
 
-    fn insert(&mut self, now: Instant, ip: IpAddr, meeting: MeetingId, rtc: Rtc, role: Role) -> PeerKey {
+    fn insert(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        meeting: MeetingId,
+        rtc: Rtc,
+        role: Role,
+    ) -> PeerKey {
         let key = self.next_key;
         self.next_key += 1;
         let session = SessionId::random();
-        self.metrics
-            .peers
-            .with_label_values(&[role.label()])
-            .inc();
+        self.metrics.peers.with_label_values(&[role.label()]).inc();
         self.sessions.insert(session.clone(), key);
         *self.sessions_per_ip.entry(ip).or_default() += 1;
         self.peers.insert(
@@ -387,7 +401,12 @@ impl Relay {
 
     /// Trickled candidates (`application/trickle-ice-sdpfrag`): only `a=candidate` lines matter
     /// to an ICE-lite server; an ICE restart is refused.
-    pub fn trickle(&mut self, now: Instant, session: &SessionId, frag: &str) -> Result<(), MediaError> {
+    pub fn trickle(
+        &mut self,
+        now: Instant,
+        session: &SessionId,
+        frag: &str,
+    ) -> Result<(), MediaError> {
         let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
         let mut candidates = Vec::new();
         for line in frag.lines().map(str::trim) {
@@ -495,7 +514,13 @@ impl Relay {
     /// Closes every session of a meeting (it ended or was deleted).
     pub fn end_meeting(&mut self, meeting: &MeetingId) {
         if let Some(room) = self.rooms.get(meeting) {
-            let keys: Vec<PeerKey> = room.slots.iter().flatten().chain(&room.viewers).copied().collect();
+            let keys: Vec<PeerKey> = room
+                .slots
+                .iter()
+                .flatten()
+                .chain(&room.viewers)
+                .copied()
+                .collect();
             for key in keys {
                 self.remove(key);
             }
@@ -509,9 +534,19 @@ impl Relay {
     }
 
     /// A datagram arrived on one of the node's sockets.
-    pub fn receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
         let Ok(contents) = Receive::new(proto, source, destination, data) else {
-            self.metrics.dropped_datagrams.with_label_values(&["unparsable"]).inc();
+            self.metrics
+                .dropped_datagrams
+                .with_label_values(&["unparsable"])
+                .inc();
             return;
         };
         let input = Input::Receive(now, contents);
@@ -533,7 +568,10 @@ impl Relay {
                     None
                 };
                 let Some((&k, _)) = found else {
-                    self.metrics.dropped_datagrams.with_label_values(&["unknown_peer"]).inc();
+                    self.metrics
+                        .dropped_datagrams
+                        .with_label_values(&["unknown_peer"])
+                        .inc();
                     return;
                 };
                 self.routes.insert((proto, source), k);
@@ -649,7 +687,9 @@ impl Relay {
             return;
         };
         self.metrics.received_packets.inc();
-        self.metrics.received_bytes.inc_by(packet.payload.len() as u64);
+        self.metrics
+            .received_bytes
+            .inc_by(packet.payload.len() as u64);
         let meeting = peer.meeting.clone();
         let Some(room) = self.rooms.get(&meeting) else {
             return;
@@ -670,7 +710,14 @@ impl Relay {
             let Some(peer) = self.peers.get_mut(&viewer).filter(|p| p.connected) else {
                 continue;
             };
-            if forward_to(peer, &incoming, now, now_ms, &self.metrics, &mut self.sinks.to_request) {
+            if forward_to(
+                peer,
+                &incoming,
+                now,
+                now_ms,
+                &self.metrics,
+                &mut self.sinks.to_request,
+            ) {
                 // Poll right away: the viewer's packet leaves now, not at its next timer.
                 drain_peer(peer, viewer, now, &mut self.sinks, &self.metrics);
             }
@@ -692,7 +739,10 @@ impl Relay {
                 .last_keyframe_request
                 .is_some_and(|t| now.duration_since(t) < interval)
             {
-                self.metrics.keyframe_requests.with_label_values(&["throttled"]).inc();
+                self.metrics
+                    .keyframe_requests
+                    .with_label_values(&["throttled"])
+                    .inc();
                 continue;
             }
             state.last_keyframe_request = Some(now);
@@ -705,7 +755,10 @@ impl Relay {
             let mut api = peer.rtc.direct_api();
             if let Some(stream) = video_mid.and_then(|mid| api.stream_rx_by_mid(mid, rid)) {
                 stream.request_keyframe(KeyframeRequestKind::Pli);
-                self.metrics.keyframe_requests.with_label_values(&["sent"]).inc();
+                self.metrics
+                    .keyframe_requests
+                    .with_label_values(&["sent"])
+                    .inc();
             }
             // The request leaves with the publisher's next poll.
             set_timeout(peer, publisher, now, &mut self.sinks.timers);
@@ -729,7 +782,10 @@ impl Relay {
         }
         self.recently_closed.push_back(peer.session.clone());
         self.routes.retain(|_, k| *k != key);
-        self.metrics.peers.with_label_values(&[peer.role.label()]).dec();
+        self.metrics
+            .peers
+            .with_label_values(&[peer.role.label()])
+            .dec();
         if let Some(room) = self.rooms.get_mut(&peer.meeting) {
             match &peer.role {
                 Role::Publisher(p) => {
@@ -783,7 +839,11 @@ fn media_lines(answer: &str, direction: Direction) -> (Vec<Mid>, Vec<Mid>) {
         };
         if usable {
             let mid = Mid::from(line.mid.as_str());
-            if line.video { video.push(mid) } else { audio.push(mid) }
+            if line.video {
+                video.push(mid)
+            } else {
+                audio.push(mid)
+            }
         }
     }
     (video, audio)
@@ -802,7 +862,11 @@ fn forward_to(
         return false;
     };
     let is_video = incoming.kind == MediaKind::Video;
-    let tracks = if is_video { &mut viewer.video } else { &mut viewer.audio };
+    let tracks = if is_video {
+        &mut viewer.video
+    } else {
+        &mut viewer.audio
+    };
     let Some(track) = tracks.get_mut(incoming.slot) else {
         return false;
     };
@@ -830,9 +894,13 @@ fn forward_to(
                 metrics.layer_switches.inc();
             }
             track.layer = Some(target);
-            track
-                .rewriter
-                .switch(*packet.seq_no, packet.header.timestamp, incoming.vp8, now_ms, clock);
+            track.rewriter.switch(
+                *packet.seq_no,
+                packet.header.timestamp,
+                incoming.vp8,
+                now_ms,
+                clock,
+            );
             if !viewer.first_frame_seen {
                 viewer.first_frame_seen = true;
                 metrics
@@ -845,14 +913,20 @@ fn forward_to(
         }
     } else if track.layer.is_none() {
         track.layer = Some(0);
-        track
-            .rewriter
-            .switch(*packet.seq_no, packet.header.timestamp, Vp8Ids::default(), now_ms, clock);
+        track.rewriter.switch(
+            *packet.seq_no,
+            packet.header.timestamp,
+            Vp8Ids::default(),
+            now_ms,
+            clock,
+        );
     }
-    let Some(out) = track
-        .rewriter
-        .rewrite(*packet.seq_no, packet.header.timestamp, incoming.vp8, now_ms)
-    else {
+    let Some(out) = track.rewriter.rewrite(
+        *packet.seq_no,
+        packet.header.timestamp,
+        incoming.vp8,
+        now_ms,
+    ) else {
         return false;
     };
     let in_pt = packet.header.payload_type;
@@ -921,7 +995,12 @@ fn matching_pt(rtc: &Rtc, mid: Mid, spec: &CodecSpec) -> Option<Pt> {
         .map(|(pt, _)| pt)
 }
 
-fn set_timeout(peer: &mut Peer, key: PeerKey, at: Instant, timers: &mut BinaryHeap<Reverse<(Instant, PeerKey)>>) {
+fn set_timeout(
+    peer: &mut Peer,
+    key: PeerKey,
+    at: Instant,
+    timers: &mut BinaryHeap<Reverse<(Instant, PeerKey)>>,
+) {
     if peer.timeout != at {
         peer.timeout = at;
         timers.push(Reverse((at, key)));
@@ -929,7 +1008,13 @@ fn set_timeout(peer: &mut Peer, key: PeerKey, at: Instant, timers: &mut BinaryHe
 }
 
 /// Polls a peer until it waits for time; RTP packets and requests go to `sinks`.
-fn drain_peer(peer: &mut Peer, key: PeerKey, now: Instant, sinks: &mut Sinks, metrics: &MediaMetrics) {
+fn drain_peer(
+    peer: &mut Peer,
+    key: PeerKey,
+    now: Instant,
+    sinks: &mut Sinks,
+    metrics: &MediaMetrics,
+) {
     loop {
         match peer.rtc.poll_output() {
             Ok(Output::Timeout(t)) => {
@@ -979,7 +1064,12 @@ fn drain_peer(peer: &mut Peer, key: PeerKey, now: Instant, sinks: &mut Sinks, me
             Err(e) => {
                 tracing::debug!(session = %peer.session, error = %e, "peer failed; closing");
                 sinks.to_remove.push(key);
-                set_timeout(peer, key, now + Duration::from_secs(3600), &mut sinks.timers);
+                set_timeout(
+                    peer,
+                    key,
+                    now + Duration::from_secs(3600),
+                    &mut sinks.timers,
+                );
                 break;
             }
         }

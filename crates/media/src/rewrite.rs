@@ -170,7 +170,10 @@ mod tests {
         let out = r.rewrite(2, 3000, ids(0, 0), 33).unwrap();
         assert_eq!((out.picture_id, out.tl0_pic_idx), (Some(0), Some(0)));
         r.switch(9, 0, ids(1234, 3), 66, 90_000);
-        assert_eq!(r.rewrite(9, 0, ids(1234, 3), 66).unwrap().picture_id, Some(1));
+        assert_eq!(
+            r.rewrite(9, 0, ids(1234, 3), 66).unwrap().picture_id,
+            Some(1)
+        );
     }
 
     proptest! {

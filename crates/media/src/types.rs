@@ -37,8 +37,10 @@ impl SessionId {
 
     /// Accepts only the shape `random` makes, so a path segment can't smuggle anything.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .then(|| SessionId(s.to_owned()))
+        (s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| SessionId(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -46,7 +46,10 @@ async fn a_viewer_that_cannot_use_udp_connects_over_ice_tcp() {
         .view(Ipv4Addr::LOCALHOST.into(), meeting, offer.to_sdp_string())
         .await
         .unwrap();
-    assert!(answer.sdp.contains(" tcp "), "the answer offers an ICE-TCP candidate");
+    assert!(
+        answer.sdp.contains(" tcp "),
+        "the answer offers an ICE-TCP candidate"
+    );
     rtc.sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer.sdp).unwrap())
         .unwrap();
@@ -60,7 +63,11 @@ async fn a_viewer_that_cannot_use_udp_connects_over_ice_tcp() {
             Output::Event(Event::Connected) => break,
             Output::Event(_) => continue,
             Output::Transmit(t) => {
-                assert_eq!(t.proto, Protocol::Tcp, "a TCP-only client sends only over TCP");
+                assert_eq!(
+                    t.proto,
+                    Protocol::Tcp,
+                    "a TCP-only client sends only over TCP"
+                );
                 let mut frame = (t.contents.len() as u16).to_be_bytes().to_vec();
                 frame.extend_from_slice(&t.contents);
                 stream.write_all(&frame).await.unwrap();
@@ -68,7 +75,9 @@ async fn a_viewer_that_cannot_use_udp_connects_over_ice_tcp() {
             }
             Output::Timeout(t) => t,
         };
-        let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
+        let wait = wake
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
         if let Ok(read) = tokio::time::timeout(wait, stream.read(&mut chunk)).await {
             let n = read.unwrap();
             assert!(n > 0, "the relay closed the TCP connection");
@@ -82,7 +91,8 @@ async fn a_viewer_that_cannot_use_udp_connects_over_ice_tcp() {
             }
             let datagram: Vec<u8> = buf.drain(..2 + len).skip(2).collect();
             let receive = Receive::new(Protocol::Tcp, relay_tcp, local, &datagram).unwrap();
-            rtc.handle_input(Input::Receive(Instant::now(), receive)).unwrap();
+            rtc.handle_input(Input::Receive(Instant::now(), receive))
+                .unwrap();
         }
         rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
     }

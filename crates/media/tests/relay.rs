@@ -17,7 +17,8 @@ use townhall_core::MeetingId;
 use townhall_media::relay::{Relay, RelayConfig};
 use townhall_media::{MediaError, MediaMetrics, SourceKind};
 
-const RELAY_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
+const RELAY_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
 const STEP: Duration = Duration::from_millis(1);
 const CLIENT_IP: std::net::IpAddr = std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
@@ -137,13 +138,23 @@ impl Net {
 
     fn publisher(&mut self) -> usize {
         let simulcast = self.simulcast.then(|| Simulcast {
-            send: LAYERS.iter().map(|(rid, _)| SimulcastLayer::new(rid)).collect(),
+            send: LAYERS
+                .iter()
+                .map(|(rid, _)| SimulcastLayer::new(rid))
+                .collect(),
             recv: Vec::new(),
         });
         let (index, pending, offer) = self.client_with(Direction::SendOnly, simulcast);
         let answer = self
             .relay
-            .publish(self.now, CLIENT_IP, self.meeting.clone(), SourceKind::Camera, None, &offer)
+            .publish(
+                self.now,
+                CLIENT_IP,
+                self.meeting.clone(),
+                SourceKind::Camera,
+                None,
+                &offer,
+            )
             .unwrap();
         self.accept(index, pending, &answer.sdp);
         index
@@ -151,7 +162,10 @@ impl Net {
 
     fn viewer(&mut self) -> usize {
         let (index, pending, offer) = self.client(Direction::RecvOnly);
-        let answer = self.relay.view(self.now, CLIENT_IP, self.meeting.clone(), &offer).unwrap();
+        let answer = self
+            .relay
+            .view(self.now, CLIENT_IP, self.meeting.clone(), &offer)
+            .unwrap();
         self.accept(index, pending, &answer.sdp);
         index
     }
@@ -175,8 +189,12 @@ impl Net {
                 if !self.clients[i].plugged {
                     continue;
                 }
-                let receive = Receive::new(Protocol::Udp, out.source, out.destination, &out.data).unwrap();
-                self.clients[i].rtc.handle_input(Input::Receive(self.now, receive)).unwrap();
+                let receive =
+                    Receive::new(Protocol::Udp, out.source, out.destination, &out.data).unwrap();
+                self.clients[i]
+                    .rtc
+                    .handle_input(Input::Receive(self.now, receive))
+                    .unwrap();
                 self.poll_client(i);
             }
             if !moved {
@@ -201,7 +219,11 @@ impl Net {
                 Output::Event(e) => match e {
                     Event::Connected => client.connected = true,
                     Event::RtpPacket(p) => {
-                        let mid = client.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                        let mid = client
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&p.header.ssrc)
+                            .map(|s| s.mid());
                         if mid == client.video_mid {
                             client.received_video += 1;
                             client.video_sizes.push(p.payload.len());
@@ -271,7 +293,11 @@ impl Net {
                 let stream = api.stream_tx_by_mid(mid, Some((*rid).into())).unwrap();
                 let payload = vp8_payload(picture_id, true, key, *size);
                 let seq = self.layer_seqs[i];
-                stream.write_rtp(RtpWrite::new(pt, seq.into(), ts, now, payload).marker(true).nackable(true));
+                stream.write_rtp(
+                    RtpWrite::new(pt, seq.into(), ts, now, payload)
+                        .marker(true)
+                        .nackable(true),
+                );
                 self.layer_seqs[i] += 1;
             }
             self.sent_video += 1;
@@ -299,7 +325,13 @@ impl Net {
         let mid = self.clients[0].audio_mid.unwrap();
         let mut api = self.clients[0].rtc.direct_api();
         let stream = api.stream_tx_by_mid(mid, None).unwrap();
-        stream.write_rtp(RtpWrite::new(pt, self.audio_seq.into(), ts, now, vec![0xfc; 80]));
+        stream.write_rtp(RtpWrite::new(
+            pt,
+            self.audio_seq.into(),
+            ts,
+            now,
+            vec![0xfc; 80],
+        ));
         self.audio_seq += 1;
         self.sent_audio += 1;
     }
@@ -308,7 +340,12 @@ impl Net {
 /// A VP8 payload: descriptor with a 15-bit picture id, then (first packet) the payload header.
 fn vp8_payload(picture_id: u16, first: bool, key: bool, len: usize) -> Vec<u8> {
     let start = if first { 0x10 } else { 0x00 };
-    let mut p = vec![0x80 | start, 0x80, 0x80 | (picture_id >> 8) as u8, picture_id as u8];
+    let mut p = vec![
+        0x80 | start,
+        0x80,
+        0x80 | (picture_id >> 8) as u8,
+        picture_id as u8,
+    ];
     p.push(if key { 0x00 } else { 0x01 });
     p.resize(len, 0x42);
     p
@@ -322,7 +359,10 @@ fn stage(viewers: usize) -> Net {
         net.viewer();
     }
     net.run(Duration::from_secs(3), true);
-    assert!(net.clients.iter().all(|c| c.connected), "every client connects");
+    assert!(
+        net.clients.iter().all(|c| c.connected),
+        "every client connects"
+    );
     net
 }
 
@@ -340,15 +380,29 @@ fn every_viewer_gets_every_packet_the_publisher_sent() {
     // One more quiet second lets the paced tail arrive.
     net.run(Duration::from_secs(1), false);
     let (sent_video, sent_audio) = (net.sent_video - video0, net.sent_audio - audio0);
-    assert!(sent_video > 150 && sent_audio > 90, "the publisher sent {sent_video}/{sent_audio}");
+    assert!(
+        sent_video > 150 && sent_audio > 90,
+        "the publisher sent {sent_video}/{sent_audio}"
+    );
     for (c, (v0, a0)) in net.clients[1..].iter().zip(before) {
-        assert_eq!(c.received_video - v0, sent_video, "video packets per viewer");
-        assert_eq!(c.received_audio - a0, sent_audio, "audio packets per viewer");
+        assert_eq!(
+            c.received_video - v0,
+            sent_video,
+            "video packets per viewer"
+        );
+        assert_eq!(
+            c.received_audio - a0,
+            sent_audio,
+            "audio packets per viewer"
+        );
     }
     assert!(net.metrics.forwarded_packets.get() >= 3 * (sent_video + sent_audio));
     net.run(Duration::from_millis(1500), false);
     let stage = net.relay.stage(net.now, &net.meeting);
-    assert!(stage.is_empty(), "a source that stopped sending leaves the stage: {stage:?}");
+    assert!(
+        stage.is_empty(),
+        "a source that stopped sending leaves the stage: {stage:?}"
+    );
 }
 
 #[test]
@@ -356,7 +410,10 @@ fn the_stage_lists_a_flowing_source() {
     let mut net = stage(1);
     let stage = net.relay.stage(net.now, &net.meeting);
     assert_eq!(stage.len(), 1);
-    assert_eq!((stage[0].slot, stage[0].video, stage[0].audio), (0, true, true));
+    assert_eq!(
+        (stage[0].slot, stage[0].video, stage[0].audio),
+        (0, true, true)
+    );
     assert_eq!(stage[0].source, SourceKind::Camera);
 }
 
@@ -380,7 +437,10 @@ fn a_viewer_that_vanishes_does_not_disturb_the_others_and_is_removed() {
         }
         net.run(Duration::from_secs(1), true);
     }
-    panic!("the vanished viewer was never removed: {:?}", net.relay.peer_counts());
+    panic!(
+        "the vanished viewer was never removed: {:?}",
+        net.relay.peer_counts()
+    );
 }
 
 #[test]
@@ -393,9 +453,15 @@ fn many_joins_at_once_cost_the_publisher_few_keyframe_requests() {
     }
     net.run(Duration::from_secs(2), true);
     let requests = net.clients[0].keyframe_requests - requests0;
-    assert!(net.clients[1..].iter().all(|c| c.received_video > 0), "every viewer got video");
+    assert!(
+        net.clients[1..].iter().all(|c| c.received_video > 0),
+        "every viewer got video"
+    );
     // 2.2 s with at most one request per 500 ms.
-    assert!((1..=5).contains(&requests), "{requests} keyframe requests reached the publisher");
+    assert!(
+        (1..=5).contains(&requests),
+        "{requests} keyframe requests reached the publisher"
+    );
 }
 
 #[test]
@@ -412,11 +478,25 @@ fn ending_the_meeting_closes_every_session() {
 fn bad_offers_are_refused_and_leave_no_peer() {
     let mut net = Net::new();
     let meeting = net.meeting.clone();
-    let garbage = net.relay.publish(net.now, CLIENT_IP, meeting.clone(), SourceKind::Camera, None, "hello");
+    let garbage = net.relay.publish(
+        net.now,
+        CLIENT_IP,
+        meeting.clone(),
+        SourceKind::Camera,
+        None,
+        "hello",
+    );
     assert!(matches!(garbage, Err(MediaError::BadSdp(_))), "{garbage:?}");
     // A WHEP-style (receive-only) offer sent to WHIP has nothing to publish.
     let (_, _, recv_offer) = net.client(Direction::RecvOnly);
-    let wrong = net.relay.publish(net.now, CLIENT_IP, meeting.clone(), SourceKind::Camera, None, &recv_offer);
+    let wrong = net.relay.publish(
+        net.now,
+        CLIENT_IP,
+        meeting.clone(),
+        SourceKind::Camera,
+        None,
+        &recv_offer,
+    );
     assert!(matches!(wrong, Err(MediaError::BadSdp(_))), "{wrong:?}");
     let (_, _, send_offer) = net.client(Direction::SendOnly);
     let wrong = net.relay.view(net.now, CLIENT_IP, meeting, &send_offer);
@@ -431,19 +511,25 @@ fn the_stage_has_four_slots() {
         net.publisher();
     }
     let (_, _, offer) = net.client(Direction::SendOnly);
-    let full = net
-        .relay
-        .publish(net.now, CLIENT_IP, net.meeting.clone(), SourceKind::Screen, None, &offer);
+    let full = net.relay.publish(
+        net.now,
+        CLIENT_IP,
+        net.meeting.clone(),
+        SourceKind::Screen,
+        None,
+        &offer,
+    );
     assert_eq!(full.unwrap_err(), MediaError::StageFull);
 }
-
 
 #[test]
 fn an_offer_nobody_follows_up_is_dropped_after_the_connect_timeout() {
     let mut net = Net::new();
     let (index, _, offer) = net.client(Direction::RecvOnly);
     net.clients[index].plugged = false;
-    net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    net.relay
+        .view(net.now, CLIENT_IP, net.meeting.clone(), &offer)
+        .unwrap();
     assert_eq!(net.relay.peer_counts(), (0, 1));
     // str0m's ICE may give up first; the relay's connect timeout is the backstop.
     net.run(Duration::from_secs(22), false);
@@ -455,13 +541,21 @@ fn one_address_holds_a_bounded_number_of_sessions() {
     let mut net = Net::new();
     for _ in 0..60 {
         let (_, _, offer) = net.client(Direction::RecvOnly);
-        net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+        net.relay
+            .view(net.now, CLIENT_IP, net.meeting.clone(), &offer)
+            .unwrap();
     }
     let (_, _, offer) = net.client(Direction::RecvOnly);
-    let refused = net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer);
+    let refused = net
+        .relay
+        .view(net.now, CLIENT_IP, net.meeting.clone(), &offer);
     assert_eq!(refused.unwrap_err(), MediaError::TooManySessions);
     let other = std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8));
-    assert!(net.relay.view(net.now, other, net.meeting.clone(), &offer).is_ok());
+    assert!(
+        net.relay
+            .view(net.now, other, net.meeting.clone(), &offer)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -470,25 +564,43 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
     net.simulcast = true;
     net.publisher();
     let (index, pending, offer) = net.client(Direction::RecvOnly);
-    let answer = net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    let answer = net
+        .relay
+        .view(net.now, CLIENT_IP, net.meeting.clone(), &offer)
+        .unwrap();
     net.accept(index, pending, &answer.sdp);
     net.run(Duration::from_secs(3), true);
     let viewer = &net.clients[index];
     // 1 Mbit/s assumed at first: the full layer (≈240 kbit/s here) fits.
-    assert_eq!(viewer.video_sizes.last(), Some(&1000), "automatic choice is the top layer");
+    assert_eq!(
+        viewer.video_sizes.last(),
+        Some(&1000),
+        "automatic choice is the top layer"
+    );
 
     net.relay.set_layer(&answer.session, Some("q")).unwrap();
     net.run(Duration::from_secs(2), true);
-    assert_eq!(net.clients[index].video_sizes.last(), Some(&300), "manual choice: quarter");
+    assert_eq!(
+        net.clients[index].video_sizes.last(),
+        Some(&300),
+        "manual choice: quarter"
+    );
 
     net.relay.set_layer(&answer.session, None).unwrap();
     net.run(Duration::from_secs(2), true);
     let viewer = &net.clients[index];
     assert_eq!(viewer.video_sizes.last(), Some(&1000), "back to automatic");
     // Switching layers never shows the viewer a gap or a repeat in sequence numbers.
-    assert!(viewer.video_seqs.windows(2).all(|w| w[1] == w[0] + 1), "{:?}", viewer.video_seqs);
+    assert!(
+        viewer.video_seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "{:?}",
+        viewer.video_seqs
+    );
     assert!(net.metrics.layer_switches.get() >= 2);
-    assert!(matches!(net.relay.set_layer(&answer.session, Some("x")), Err(MediaError::BadRequest(_))));
+    assert!(matches!(
+        net.relay.set_layer(&answer.session, Some("x")),
+        Err(MediaError::BadRequest(_))
+    ));
 }
 
 #[test]
@@ -504,7 +616,9 @@ fn nothing_is_queued_for_a_viewer_that_has_not_connected() {
     let mut net = stage(0);
     let (index, _, offer) = net.client(Direction::RecvOnly);
     net.clients[index].plugged = false;
-    net.relay.view(net.now, CLIENT_IP, net.meeting.clone(), &offer).unwrap();
+    net.relay
+        .view(net.now, CLIENT_IP, net.meeting.clone(), &offer)
+        .unwrap();
     net.run(Duration::from_secs(2), true);
     assert!(net.sent_video > 100);
     assert_eq!(net.metrics.forwarded_packets.get(), 0);

@@ -111,7 +111,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TOWNHALL_MEDIA_TCP_PORT", value_name = "PORT")]
     pub media_tcp_port: Option<u16>,
     /// Public IP to announce for video behind 1:1 NAT (repeat for several).
-    #[arg(long, env = "TOWNHALL_MEDIA_PUBLIC_IP", value_name = "IP", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TOWNHALL_MEDIA_PUBLIC_IP",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
     pub media_public_ip: Vec<IpAddr>,
     /// Turn the live-video relay off (Q&A only).
     #[arg(long, env = "TOWNHALL_NO_MEDIA")]
@@ -196,17 +201,19 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url
-            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/')) {
-                return Err(ConfigError::Invalid(format!(
-                    "public_url must start with http:// or https:// and not end with '/': {url}"
-                )));
-            }
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/'))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public_url must start with http:// or https:// and not end with '/': {url}"
+            )));
+        }
         if let Some(token) = &self.admin_token
-            && token.len() < 16 {
-                return Err(ConfigError::Invalid(
-                    "admin_token must be at least 16 characters".into(),
-                ));
-            }
+            && token.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "admin_token must be at least 16 characters".into(),
+            ));
+        }
         self.hub.validate().map_err(ConfigError::Invalid)?;
         self.media.validate().map_err(ConfigError::Invalid)
     }

@@ -13,8 +13,8 @@ use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use townhall_core::text::{TextKind, clean_optional};
 use townhall_core::MeetingStatus;
+use townhall_core::text::{TextKind, clean_optional};
 use townhall_hub::auth;
 use townhall_media::{Media, MediaError, SessionId, SourceKind, StageSource};
 use townhall_store::MeetingRecord;
@@ -24,15 +24,25 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/api/meetings/{id}/whip", post(whip_post).options(options_post))
+        .route(
+            "/api/meetings/{id}/whip",
+            post(whip_post).options(options_post),
+        )
         .route(
             "/api/meetings/{id}/whip/{session}",
-            patch(whip_patch).delete(whip_delete).options(options_session),
+            patch(whip_patch)
+                .delete(whip_delete)
+                .options(options_session),
         )
-        .route("/api/meetings/{id}/whep", post(whep_post).options(options_post))
+        .route(
+            "/api/meetings/{id}/whep",
+            post(whep_post).options(options_post),
+        )
         .route(
             "/api/meetings/{id}/whep/{session}",
-            patch(whep_patch).delete(whep_delete).options(options_session),
+            patch(whep_patch)
+                .delete(whep_delete)
+                .options(options_session),
         )
         .route(
             "/api/meetings/{id}/whep/{session}/layer",
@@ -121,7 +131,11 @@ fn body_of(headers: &HeaderMap, body: &Bytes, expected: &str) -> Result<String, 
         ));
     }
     String::from_utf8(body.to_vec()).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", "the body is not UTF-8 text")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_sdp",
+            "the body is not UTF-8 text",
+        )
     })
 }
 
@@ -131,8 +145,14 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 
 /// CORS as RFC 9725 §4.1 asks, so browser-based WHIP/WHEP clients on other origins work.
 fn cors(h: &mut HeaderMap, methods: &'static str) {
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Authorization, Content-Type, If-Match"),
@@ -192,8 +212,14 @@ fn created(
     let mut res = (StatusCode::CREATED, sdp).into_response();
     let h = res.headers_mut();
     let bad = |_| ApiError::unavailable("a response header could not be built");
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
-    h.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(bad)?);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(bad)?,
+    );
     h.insert(
         header::ETAG,
         HeaderValue::from_str(&format!("\"{session}\"")).map_err(bad)?,
@@ -249,8 +275,13 @@ async fn whip_post(
     };
     let label = match query.label.as_deref() {
         None => None,
-        Some(raw) => clean_optional(TextKind::DisplayName, raw)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("label: {e}")))?,
+        Some(raw) => clean_optional(TextKind::DisplayName, raw).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("label: {e}"),
+            )
+        })?,
     };
     let offer = body_of(&headers, &body, "application/sdp")?;
     let ip = crate::ws::client_ip(&app, &headers, peer);

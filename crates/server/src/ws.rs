@@ -51,9 +51,9 @@ pub fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse().ok())
-        {
-            return ip;
-        }
+    {
+        return ip;
+    }
     peer.ip()
 }
 

@@ -324,7 +324,12 @@ async fn with_a_write_delay_every_frame_still_arrives_once_and_in_order() {
         offsets.windows(2).all(|w| w[0] < w[1]),
         "event offsets arrive increasing, without repeats: {offsets:?}"
     );
-    let texts: Vec<&str> = reader.view.comments.values().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = reader
+        .view
+        .comments
+        .values()
+        .map(|c| c.text.as_str())
+        .collect();
     assert_eq!(texts.first(), Some(&"kommentar 0"));
     assert_eq!(texts.last(), Some(&"kommentar 39"));
 }

@@ -368,7 +368,14 @@ impl Process {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_townhall"))
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--media-bind-ip", "127.0.0.1", "--media-udp-port", "0", "--media-tcp-port", "0"])
+            .args([
+                "--media-bind-ip",
+                "127.0.0.1",
+                "--media-udp-port",
+                "0",
+                "--media-tcp-port",
+                "0",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .env("TOWNHALL_ADMIN_TOKEN", ADMIN_TOKEN)
