@@ -112,7 +112,8 @@ struct Room {
 #[derive(Debug)]
 struct Peer {
     session: SessionId,
-    meeting: MeetingId,
+    /// Shared, so forwarding a packet looks up its room without copying the id.
+    meeting: Arc<MeetingId>,
     rtc: Rtc,
     timeout: Instant,
     created: Instant,
@@ -189,6 +190,8 @@ struct Incoming<'a> {
     spec: CodecSpec,
     keyframe: bool,
     vp8: Vp8Ids,
+    /// The parsed VP8 descriptor (VP8 video only), so patching it costs no parse per viewer.
+    vp8_descriptor: Option<Vp8Descriptor>,
     layer_rates: [u64; 3],
     video_sources: u64,
     keyframe_interval: Duration,
@@ -385,7 +388,7 @@ impl Relay {
             key,
             Peer {
                 session,
-                meeting,
+                meeting: Arc::new(meeting),
                 rtc,
                 timeout: now,
                 created: now,
@@ -690,7 +693,7 @@ impl Relay {
         self.metrics
             .received_bytes
             .inc_by(packet.payload.len() as u64);
-        let meeting = peer.meeting.clone();
+        let meeting = Arc::clone(&peer.meeting);
         let Some(room) = self.rooms.get(&meeting) else {
             return;
         };
@@ -786,7 +789,7 @@ impl Relay {
             .peers
             .with_label_values(&[peer.role.label()])
             .dec();
-        if let Some(room) = self.rooms.get_mut(&peer.meeting) {
+        if let Some(room) = self.rooms.get_mut(&*peer.meeting) {
             match &peer.role {
                 Role::Publisher(p) => {
                     if room.slots[p.slot] == Some(key) {
@@ -799,7 +802,7 @@ impl Relay {
                 }
             }
             if room.viewers.is_empty() && room.slots.iter().all(Option::is_none) {
-                self.rooms.remove(&peer.meeting);
+                self.rooms.remove(&*peer.meeting);
             }
         } else if matches!(peer.role, Role::Viewer(_)) {
             self.viewers -= 1;
@@ -955,9 +958,7 @@ fn forward_to(
         video_orientation: packet.header.ext_vals.video_orientation,
         ..Default::default()
     });
-    if let (Some(pid), Ok(d)) = (out.picture_id, Vp8Descriptor::parse(&packet.payload))
-        && incoming.spec.codec == Codec::Vp8
-    {
+    if let (Some(pid), Some(d)) = (out.picture_id, incoming.vp8_descriptor) {
         let mut patch = d.patch().picture_id(pid);
         if let Some(tl0) = out.tl0_pic_idx {
             patch = patch.tl0_pic_idx(tl0);
@@ -1121,7 +1122,7 @@ fn inspect<'a>(
         .spec();
     let is_video = track.kind == MediaKind::Video;
     let mut layer_rates = [0; 3];
-    let (mut keyframe, mut vp8) = (false, Vp8Ids::default());
+    let (mut keyframe, mut vp8, mut vp8_descriptor) = (false, Vp8Ids::default(), None);
     if is_video {
         p.last_video = Some(now);
         p.layers[track.layer].rate.add(now_ms, packet.payload.len());
@@ -1136,6 +1137,7 @@ fn inspect<'a>(
                 picture_id: d.picture_id(),
                 tl0_pic_idx: d.tl0_pic_idx(),
             };
+            vp8_descriptor = Some(d);
         }
     } else {
         p.last_audio = Some(now);
@@ -1148,6 +1150,7 @@ fn inspect<'a>(
         spec,
         keyframe,
         vp8,
+        vp8_descriptor,
         layer_rates,
         video_sources: 1,
         keyframe_interval: Duration::ZERO,
