@@ -4,12 +4,11 @@
 //! and townhall relay the same load.
 
 use crate::rtc::publisher::Counters;
-use crate::rtc::{PublisherConfig, PublisherStats, opus, vp8};
-use bytes::{BufMut, BytesMut};
+use crate::rtc::source::{RtpSink, send_audio, send_video};
+use crate::rtc::{PublisherConfig, PublisherStats};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
@@ -49,8 +48,13 @@ impl PlainRtpSender {
         let mut tasks = Vec::new();
         if let Some(to) = video.filter(|_| config.video) {
             let socket = bound_for(to).await?;
-            tasks.push(tokio::spawn(send_video(
+            let sink = UdpSink {
                 socket,
+                pt: VIDEO_PAYLOAD_TYPE,
+                ssrc: rand::random(),
+            };
+            tasks.push(tokio::spawn(send_video(
+                sink,
                 config.clone(),
                 counters.clone(),
                 gate.clone(),
@@ -58,8 +62,13 @@ impl PlainRtpSender {
         }
         if let Some(to) = audio.filter(|_| config.audio) {
             let socket = bound_for(to).await?;
-            tasks.push(tokio::spawn(send_audio(
+            let sink = UdpSink {
                 socket,
+                pt: AUDIO_PAYLOAD_TYPE,
+                ssrc: rand::random(),
+            };
+            tasks.push(tokio::spawn(send_audio(
+                sink,
                 config.audio_payload,
                 counters.clone(),
                 gate.clone(),
@@ -80,8 +89,7 @@ impl PlainRtpSender {
 
     /// Stops sending after the current frame; when this returns the counts no longer move.
     pub async fn pause(&self) {
-        self.counters.paused.store(true, Relaxed);
-        drop(self.gate.write().await);
+        self.counters.pause(&self.gate).await;
     }
 
     pub fn close(mut self) {
@@ -110,80 +118,27 @@ async fn bound_for(to: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-async fn send_video(
+/// The plain sender's packets go straight to a UDP socket, with an RTP header of our own.
+struct UdpSink {
     socket: UdpSocket,
-    config: PublisherConfig,
-    c: Arc<Counters>,
-    gate: Arc<RwLock<()>>,
-) {
-    let fps = config.fps.max(1);
-    let mut frames = vp8::Vp8Frames::new(config.packets_per_frame, config.video_payload);
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / fps);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (ssrc, mut seq, mut ts) = (
-        rand::random::<u32>(),
-        rand::random::<u16>(),
-        rand::random::<u32>(),
-    );
-    let mut frame_no = 0u64;
-    loop {
-        tick.tick().await;
-        let _frame = gate.read().await;
-        if c.paused.load(Relaxed) {
-            continue;
-        }
-        let keyframe = frame_no.is_multiple_of(config.keyframe_interval.max(1));
-        let payloads = frames.frame(keyframe, c.video_packets.load(Relaxed));
-        let last = payloads.len() - 1;
-        for (i, p) in payloads.into_iter().enumerate() {
-            let pkt = rtp_packet(VIDEO_PAYLOAD_TYPE, i == last, seq, ts, ssrc, &p);
-            // A full socket buffer or an ICMP "port unreachable" (Janus not up yet) loses
-            // the packet, as a real encoder's would be; it is still counted as sent.
-            let _ = socket.send(&pkt).await;
-            seq = seq.wrapping_add(1);
-            c.video_packets.fetch_add(1, Relaxed);
-            c.video_bytes.fetch_add(p.len() as u64, Relaxed);
-        }
-        c.video_frames.fetch_add(1, Relaxed);
-        if keyframe {
-            c.keyframes.fetch_add(1, Relaxed);
-        }
-        frame_no += 1;
-        ts = ts.wrapping_add(vp8::VIDEO_CLOCK_RATE / fps);
-    }
+    pt: u8,
+    ssrc: u32,
 }
 
-async fn send_audio(socket: UdpSocket, size: usize, c: Arc<Counters>, gate: Arc<RwLock<()>>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (ssrc, mut seq, mut ts) = (
-        rand::random::<u32>(),
-        rand::random::<u16>(),
-        rand::random::<u32>(),
-    );
-    let mut first = true;
-    loop {
-        tick.tick().await;
-        let _packet = gate.read().await;
-        if c.paused.load(Relaxed) {
-            first = true;
-            continue;
-        }
-        let payload = opus::payload(size, c.audio_packets.load(Relaxed));
-        let pkt = rtp_packet(AUDIO_PAYLOAD_TYPE, first, seq, ts, ssrc, &payload);
-        let _ = socket.send(&pkt).await;
-        first = false;
-        seq = seq.wrapping_add(1);
-        ts = ts.wrapping_add(opus::PACKET_TICKS);
-        c.audio_packets.fetch_add(1, Relaxed);
-        c.audio_bytes.fetch_add(payload.len() as u64, Relaxed);
+impl RtpSink for UdpSink {
+    async fn send(&mut self, marker: bool, seq: u16, ts: u32, payload: Bytes) -> bool {
+        let pkt = rtp_packet(self.pt, marker, seq, ts, self.ssrc, &payload);
+        // A full socket buffer or an ICMP "port unreachable" (Janus not up yet) loses the
+        // packet, as a real encoder's would be; it is still counted as sent.
+        let _ = self.socket.send(&pkt).await;
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::trailer;
+    use crate::rtc::{trailer, vp8};
 
     #[test]
     fn header_fields_are_where_rfc_3550_puts_them() {

@@ -2,6 +2,7 @@
 
 use crate::rtc::http::{self, IceServer, RtcError, SdpAnswer};
 use crate::rtc::peer::{self, Events, OPUS_PAYLOAD_TYPE, RtcContext, VP8_PAYLOAD_TYPE};
+use crate::rtc::source::{RtpSink, send_audio, send_video};
 use crate::rtc::{opus, vp8};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -80,6 +81,15 @@ pub(crate) struct Counters {
     pub audio_bytes: AtomicU64,
     pub keyframe_wanted: AtomicBool,
     pub paused: AtomicBool,
+}
+
+impl Counters {
+    /// Stops the senders after the packet or frame they are sending (they hold `gate` for
+    /// it); when this returns the counts no longer move.
+    pub(crate) async fn pause(&self, gate: &RwLock<()>) {
+        self.paused.store(true, Relaxed);
+        drop(gate.write().await);
+    }
 }
 
 impl Counters {
@@ -186,8 +196,12 @@ impl WhipPublisher {
                 v.track.clone(),
                 counters.clone(),
             )));
+            let sink = TrackSink {
+                sending: v,
+                pt: VP8_PAYLOAD_TYPE,
+            };
             tasks.push(tokio::spawn(send_video(
-                v,
+                sink,
                 config.clone(),
                 counters.clone(),
                 gate.clone(),
@@ -195,8 +209,12 @@ impl WhipPublisher {
         }
         if let Some(a) = audio {
             check_payload_type(&a, OPUS_PAYLOAD_TYPE).await?;
+            let sink = TrackSink {
+                sending: a,
+                pt: OPUS_PAYLOAD_TYPE,
+            };
             tasks.push(tokio::spawn(send_audio(
-                a,
+                sink,
                 config.audio_payload,
                 counters.clone(),
                 gate.clone(),
@@ -219,8 +237,7 @@ impl WhipPublisher {
 
     /// Stops sending after the current frame; when this returns the counts no longer move.
     pub async fn pause(&self) {
-        self.counters.paused.store(true, Relaxed);
-        drop(self.gate.write().await);
+        self.counters.pause(&self.gate).await;
     }
 
     /// Sends again (starting with a keyframe).
@@ -362,65 +379,17 @@ fn packet(
     }
 }
 
-async fn send_video(s: Sending, config: PublisherConfig, c: Arc<Counters>, gate: Arc<RwLock<()>>) {
-    let mut frames = vp8::Vp8Frames::new(config.packets_per_frame, config.video_payload);
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / config.fps.max(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut seq, mut ts) = (rand::random::<u16>(), rand::random::<u32>());
-    let mut frame_no = 0u64;
-    loop {
-        tick.tick().await;
-        let _frame = gate.read().await;
-        if c.paused.load(Relaxed) {
-            continue;
-        }
-        let keyframe = frame_no.is_multiple_of(config.keyframe_interval.max(1))
-            || c.keyframe_wanted.swap(false, Relaxed);
-        let payloads = frames.frame(keyframe, c.video_packets.load(Relaxed));
-        let last = payloads.len() - 1;
-        for (i, p) in payloads.into_iter().enumerate() {
-            let len = p.len() as u64;
-            let pkt = packet(VP8_PAYLOAD_TYPE, s.ssrc, seq, ts, i == last, p);
-            if s.track.write_rtp(pkt).await.is_err() {
-                return; // unbound: the peer connection is gone
-            }
-            seq = seq.wrapping_add(1);
-            c.video_packets.fetch_add(1, Relaxed);
-            c.video_bytes.fetch_add(len, Relaxed);
-        }
-        c.video_frames.fetch_add(1, Relaxed);
-        if keyframe {
-            c.keyframes.fetch_add(1, Relaxed);
-        }
-        frame_no += 1;
-        ts = ts.wrapping_add(vp8::VIDEO_CLOCK_RATE / config.fps.max(1));
-    }
+/// The WHIP publisher's packets go to its webrtc-rs track.
+struct TrackSink {
+    sending: Sending,
+    pt: u8,
 }
 
-async fn send_audio(s: Sending, size: usize, c: Arc<Counters>, gate: Arc<RwLock<()>>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut seq, mut ts) = (rand::random::<u16>(), rand::random::<u32>());
-    let mut first = true;
-    loop {
-        tick.tick().await;
-        let _packet = gate.read().await;
-        if c.paused.load(Relaxed) {
-            first = true;
-            continue;
-        }
-        let payload = opus::payload(size, c.audio_packets.load(Relaxed));
-        let len = payload.len() as u64;
-        // Marker: the first packet of a talk spurt.
-        let pkt = packet(OPUS_PAYLOAD_TYPE, s.ssrc, seq, ts, first, payload);
-        if s.track.write_rtp(pkt).await.is_err() {
-            return;
-        }
-        first = false;
-        seq = seq.wrapping_add(1);
-        ts = ts.wrapping_add(opus::PACKET_TICKS);
-        c.audio_packets.fetch_add(1, Relaxed);
-        c.audio_bytes.fetch_add(len, Relaxed);
+impl RtpSink for TrackSink {
+    async fn send(&mut self, marker: bool, seq: u16, ts: u32, payload: bytes::Bytes) -> bool {
+        let pkt = packet(self.pt, self.sending.ssrc, seq, ts, marker, payload);
+        // An error means the track is unbound: the peer connection is gone.
+        self.sending.track.write_rtp(pkt).await.is_ok()
     }
 }
 
