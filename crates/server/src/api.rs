@@ -86,22 +86,38 @@ impl IntoResponse for ApiError {
 
 /// Checks `Authorization: Bearer ADMIN_TOKEN`.
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_bearer(
+        headers,
+        &app.admin_token_hash,
+        "the admin token is not valid",
+        "send Authorization: Bearer ADMIN_TOKEN",
+    )
+}
+
+/// Checks a `Bearer` token against a stored hash: 401 `bad_token` (`invalid`) for a wrong one,
+/// 401 `unauthorized` (`missing`) for none.
+pub(crate) fn check_bearer(
+    headers: &HeaderMap,
+    hash: &str,
+    invalid: &'static str,
+    missing: &'static str,
+) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match token {
-        Some(t) if auth::token_matches(t, &app.admin_token_hash) => Ok(()),
+        Some(t) if auth::token_matches(t, hash) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_token",
-            "the admin token is not valid",
+            invalid,
         )),
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send Authorization: Bearer ADMIN_TOKEN",
+            missing,
         )),
     }
 }

@@ -4,7 +4,7 @@
 //! session does is `townhall_media`'s business. Errors are the API's JSON `{code, message}`.
 
 use crate::App;
-use crate::api::{ApiError, meeting_id};
+use crate::api::{ApiError, check_bearer, meeting_id};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use townhall_core::MeetingStatus;
 use townhall_core::text::{TextKind, clean_optional};
-use townhall_hub::auth;
 use townhall_media::{Media, MediaError, SessionId, SourceKind, StageSource};
 use townhall_store::MeetingRecord;
 
@@ -89,24 +88,12 @@ async fn record(app: &App, id: String) -> Result<MeetingRecord, ApiError> {
 
 /// WHIP needs the meeting's studio token as `Authorization: Bearer`.
 fn authorize_studio(record: &MeetingRecord, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(t) if auth::token_matches(t, &record.studio_token_hash) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            "the studio token is not valid for this meeting",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer STUDIO_TOKEN (the secret of the studio link)",
-        )),
-    }
+    check_bearer(
+        headers,
+        &record.studio_token_hash,
+        "the studio token is not valid for this meeting",
+        "send Authorization: Bearer STUDIO_TOKEN (the secret of the studio link)",
+    )
 }
 
 /// The body as text of `expected` content type, within the size limit.

@@ -246,14 +246,7 @@ async fn health_readiness_metrics_and_headers() {
         .await,
         Err("forbidden".into())
     );
-    let metrics = http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(base).await;
     for name in [
         "townhall_hub_connections 1",
         "townhall_hub_commands_total{command=\"post_comment\"} 1",

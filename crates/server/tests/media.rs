@@ -51,18 +51,8 @@ where
 
 /// `townhall_media_peers{role=…}` from /metrics.
 async fn peers(base: &str, role: &str) -> i64 {
-    let text = http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let key = format!("townhall_media_peers{{role=\"{role}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as i64)
+    let series = format!("townhall_media_peers{{role=\"{role}\"}}");
+    metric(base, &series).await.map_or(0, |v| v as i64)
 }
 
 async fn peer_counts(base: &str) -> (i64, i64) {

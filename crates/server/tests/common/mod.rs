@@ -105,6 +105,28 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(WAIT).build().unwrap()
 }
 
+/// The server's `/metrics` text.
+pub async fn metrics_text(base: &str) -> String {
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one series in `/metrics`, named as printed (with its labels); `None` if absent.
+pub async fn metric(base: &str, series: &str) -> Option<f64> {
+    let prefix = format!("{series} ");
+    metrics_text(base)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+}
+
 pub async fn create_meeting(base: &str, title: &str) -> TestMeeting {
     let res = http()
         .post(format!("{base}/api/meetings"))
