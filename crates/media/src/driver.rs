@@ -172,25 +172,16 @@ impl Media {
     /// is dropped.
     pub fn start(config: &MediaConfig, metrics: MediaMetrics) -> io::Result<Media> {
         let ips = local_ips(config.bind_ip)?;
-        let mut udp = Vec::new();
-        let mut port = config.udp_port;
-        for ip in &ips {
-            let socket = bind_udp(SocketAddr::new(*ip, port))
-                .map_err(|e| with_context(e, format!("cannot bind media UDP {ip}:{port}")))?;
-            // With port 0, the first socket picks the port and the others follow it.
-            port = socket.local_addr()?.port();
-            udp.push(socket);
-        }
-        let mut tcp = Vec::new();
-        if config.ice_tcp {
-            let mut tcp_port = config.tcp_port;
-            for ip in &ips {
-                let listener = bind_tcp(SocketAddr::new(*ip, tcp_port))
-                    .map_err(|e| with_context(e, format!("cannot bind ICE-TCP {ip}:{tcp_port}")))?;
-                tcp_port = listener.local_addr()?.port();
-                tcp.push(listener);
-            }
-        }
+        let udp = bind_each(&ips, config.udp_port, "media UDP", bind_udp, |s| {
+            s.local_addr()
+        })?;
+        let tcp = if config.ice_tcp {
+            bind_each(&ips, config.tcp_port, "ICE-TCP", bind_tcp, |l| {
+                l.local_addr()
+            })?
+        } else {
+            Vec::new()
+        };
         let udp_addrs: Vec<SocketAddr> = udp
             .iter()
             .map(|s| s.local_addr())
@@ -362,6 +353,26 @@ fn local_ips(bind: IpAddr) -> io::Result<Vec<IpAddr>> {
         ));
     }
     Ok(ips)
+}
+
+/// Binds every address on one port: the configured one, or with 0 the one the first bind
+/// picked, so all of a node's candidates share a port.
+fn bind_each<T>(
+    ips: &[IpAddr],
+    port: u16,
+    what: &str,
+    bind: impl Fn(SocketAddr) -> io::Result<T>,
+    local: impl Fn(&T) -> io::Result<SocketAddr>,
+) -> io::Result<Vec<T>> {
+    let mut port = port;
+    let mut bound = Vec::new();
+    for ip in ips {
+        let socket = bind(SocketAddr::new(*ip, port))
+            .map_err(|e| with_context(e, format!("cannot bind {what} {ip}:{port}")))?;
+        port = local(&socket)?.port();
+        bound.push(socket);
+    }
+    Ok(bound)
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

@@ -254,6 +254,14 @@ impl Relay {
             .iter()
             .position(Option::is_none)
             .ok_or(MediaError::StageFull)?;
+        if let Some(rid) = crate::sdp::offered_rids(offer)
+            .into_iter()
+            .find(|r| !RIDS.contains(&r.as_str()))
+        {
+            return Err(MediaError::BadSdp(format!(
+                "simulcast layer {rid:?}: name the layers q, h and f (quarter, half, full)"
+            )));
+        }
         let mut rtc = self.new_rtc(now, false);
         let sdp = accept(&mut rtc, offer)?;
         let (video, audio) = media_lines(&sdp, Direction::RecvOnly);

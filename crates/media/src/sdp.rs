@@ -57,8 +57,29 @@ pub fn answer_lines(answer: &str) -> Vec<AnswerLine> {
     out
 }
 
+/// The rids an offer sends (`a=rid:<id> send`), in order.
+pub fn offered_rids(offer: &str) -> Vec<String> {
+    offer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=rid:"))
+        .filter_map(|rest| {
+            let mut parts = rest.split_whitespace();
+            let id = parts.next()?;
+            (parts.next() == Some("send")).then(|| id.to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn offered_rids_are_the_send_ones() {
+        let offer = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rid:q send\r\na=rid:h send max-width=640\r\n\
+            a=rid:x recv\r\na=simulcast:send q;h\r\n";
+        assert_eq!(offered_rids(offer), vec!["q", "h"]);
+        assert!(offered_rids("v=0\r\n").is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -501,6 +501,24 @@ fn bad_offers_are_refused_and_leave_no_peer() {
     let (_, _, send_offer) = net.client(Direction::SendOnly);
     let wrong = net.relay.view(net.now, CLIENT_IP, meeting, &send_offer);
     assert!(matches!(wrong, Err(MediaError::BadSdp(_))), "{wrong:?}");
+    // Simulcast layers must be named q, h and f: others could not be told apart.
+    let layers = Simulcast {
+        send: vec![SimulcastLayer::new("lo"), SimulcastLayer::new("hi")],
+        recv: Vec::new(),
+    };
+    let (_, _, odd_rids) = net.client_with(Direction::SendOnly, Some(layers));
+    let wrong = net.relay.publish(
+        net.now,
+        CLIENT_IP,
+        net.meeting.clone(),
+        SourceKind::Camera,
+        None,
+        &odd_rids,
+    );
+    assert!(
+        matches!(&wrong, Err(MediaError::BadSdp(why)) if why.contains("\"lo\"")),
+        "{wrong:?}"
+    );
     assert_eq!(net.relay.peer_counts(), (0, 0));
 }
 
