@@ -1,7 +1,7 @@
 // The organizer's page: /admin. Talks to the organizer HTTP API with the admin token as a Bearer
 // token; the token is kept in sessionStorage only (gone when the tab closes).
 
-import { $, charCount, h, setText } from './dom.js';
+import { $, charCount, copyValue, h, setText } from './dom.js';
 import { dateTime, errorText, has, t } from './i18n.js';
 import { charCounter, formMessage, initPage, lengthError } from './page.js';
 
@@ -276,19 +276,7 @@ function linkRow(key, url) {
 }
 
 async function copy(input, status) {
-  let ok = false;
-  try {
-    await navigator.clipboard.writeText(input.value);
-    ok = true;
-  } catch {
-    input.select();
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
-  }
-  setText(status, ok ? t('admin.copied') : t('admin.copyFailed'));
+  setText(status, (await copyValue(input)) ? t('admin.copied') : t('admin.copyFailed'));
 }
 
 function renderLinks(focus = false) {

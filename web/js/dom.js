@@ -145,3 +145,20 @@ export function announcer(region) {
     }, 700);
   };
 }
+
+/** Copies an input's value to the clipboard (or, failing that, selects it for the user to
+ * copy); resolves to whether it was copied. */
+export async function copyValue(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    return true;
+  } catch {
+    input.focus();
+    input.select();
+    try {
+      return document.execCommand('copy');
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,6 +1,6 @@
 // Small pieces of UI that the studio's broadcast panel and the viewer's stage share.
 
-import { h, setText } from './dom.js';
+import { copyValue, h, setText } from './dom.js';
 import { errorText, getLang, has, t } from './i18n.js';
 import { formatBitrate } from './media-stats.js';
 
@@ -36,18 +36,5 @@ export function gradeText(el, grade) {
 
 /** Copies an input's value to the clipboard; says in `status` whether it worked. */
 export async function copyField(input, status) {
-  let ok = false;
-  try {
-    await navigator.clipboard.writeText(input.value);
-    ok = true;
-  } catch {
-    input.focus();
-    input.select();
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
-  }
-  setText(status, t(ok ? 'media.copied' : 'media.copyFailed'));
+  setText(status, t((await copyValue(input)) ? 'media.copied' : 'media.copyFailed'));
 }
