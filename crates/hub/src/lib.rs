@@ -124,39 +124,6 @@ pub struct Hub {
     rooms: Mutex<HashMap<MeetingId, RoomCell>>,
     ips: Mutex<HashMap<IpAddr, IpState>>,
     next_session: AtomicU64,
-    room_runtime: RoomRuntime,
-}
-
-/// The rooms' own thread. A room's commit resumes when its append finishes; on the shared
-/// runtime that wake-up would queue behind every session writer woken by the previous fan-out
-/// (10,000 of them in a big meeting), so commits would wait for whole fan-outs to be written.
-/// On its own thread a room decides, commits and fans out without waiting for the writers.
-#[derive(Debug)]
-struct RoomRuntime(Option<tokio::runtime::Runtime>);
-
-impl RoomRuntime {
-    fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("townhall-rooms")
-            .enable_all()
-            .build()
-            .expect("the rooms' runtime starts");
-        RoomRuntime(Some(runtime))
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("present until dropped").handle()
-    }
-}
-
-impl Drop for RoomRuntime {
-    fn drop(&mut self) {
-        // Dropping a runtime may not block inside another runtime (tests, shutdown).
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
 }
 
 impl Hub {
@@ -176,7 +143,6 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             ips: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
-            room_runtime: RoomRuntime::new(),
         })
     }
 
@@ -222,9 +188,7 @@ impl Hub {
                     .ok_or(HubError::NoMeeting)?;
                     let (tx, rx) = mpsc::channel(8192);
                     let span = tracing::info_span!("meeting", meeting_id = %id);
-                    self.room_runtime
-                        .handle()
-                        .spawn(tracing::Instrument::instrument(room.run(rx), span));
+                    tokio::spawn(tracing::Instrument::instrument(room.run(rx), span));
                     Ok::<_, HubError>(RoomHandle { tx })
                 })
                 .await;
@@ -376,8 +340,7 @@ impl Hub {
             room.close("shutdown", "the server is restarting; reconnecting")
                 .await;
         }
-        // The rooms run on their own thread: give the writers a moment to say goodbye before
-        // the process goes away.
+        // Give the writers a moment to say goodbye before the process goes away.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while self.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;

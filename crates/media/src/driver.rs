@@ -165,11 +165,8 @@ impl std::fmt::Debug for Command {
 const MAX_FRAME: usize = 2048;
 
 impl Media {
-    /// Binds the sockets and starts the relay on a thread of its own ("townhall-media").
-    ///
-    /// Its own thread, because the relay is latency-bound CPU work that must not wait in a
-    /// run queue behind thousands of WebSocket writers; it stops when the last `Media` handle
-    /// is dropped.
+    /// Binds the sockets and starts the relay task; call from within a tokio runtime. The
+    /// relay stops when the last `Media` handle is dropped.
     pub fn start(config: &MediaConfig, metrics: MediaMetrics) -> io::Result<Media> {
         let ips = local_ips(config.bind_ip)?;
         let udp = bind_each(&ips, config.udp_port, "media UDP", bind_udp, |s| {
@@ -204,14 +201,7 @@ impl Media {
             std::time::Instant::now(),
         );
         let (commands, command_rx) = mpsc::channel(1024);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("townhall-media".into())
-            .spawn(move || {
-                runtime.block_on(serve(relay, udp, tcp, command_rx, metrics));
-            })?;
+        tokio::spawn(serve(relay, udp, tcp, command_rx, metrics));
         tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "media relay listening");
         Ok(Media {
             commands,
@@ -387,7 +377,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket)
 }
 
-/// Everything on the media thread: socket readers, ICE-TCP, and the relay loop.
+/// The relay's tasks: socket readers, ICE-TCP, and the relay loop.
 async fn serve(
     relay: Relay,
     udp: Vec<std::net::UdpSocket>,
