@@ -1,21 +1,20 @@
 //! The hot path of a meeting, measured in-process:
 //! - `decide_apply`: core decides and applies one comment;
 //! - `append/*`: one event appended to the memory and SQLite logs;
-//! - `fanout/10000`: a command through the real room actor (decide, append to SQLite,
-//!   serialise once, queue to 10,000 sessions) until every session's outbox has the frame.
+//! - `fanout/10000`: a comment through the sans-IO room (decide, apply, serialise once, queue
+//!   to 10,000 sessions' outboxes), the append taken as durable, and every outbox drained.
 //!
 //! Run: `cargo bench -p townhall-hub --bench fanout`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
 use townhall_core::{
     Actor, Command, Event, EventKind, Meeting, MeetingId, ParticipantId, Recorded, Role, Timestamp,
 };
-use townhall_hub::auth::{self, SessionKey};
-use townhall_hub::room::{Join, Outbox, RoomMsg};
-use townhall_hub::{Hub, HubConfig, HubMetrics, SystemClock};
+use townhall_hub::auth;
+use townhall_hub::room::{Committed, Join, Origin, Pending};
+use townhall_hub::{HubConfig, HubMetrics, Outbox, Room};
 use townhall_store::{Durability, EventLog, MemoryLog, SqliteLog};
 
 const SESSIONS: usize = 10_000;
@@ -119,58 +118,50 @@ fn tempfile_dir() -> std::path::PathBuf {
 }
 
 fn fanout(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile_dir();
-    let log: Arc<dyn EventLog> =
-        Arc::new(SqliteLog::open(&dir.join("fanout.sqlite"), Durability::Normal).unwrap());
-    let config = HubConfig {
+    let meeting = live_meeting();
+    let record = townhall_store::MeetingRecord {
+        id: meeting.id.clone(),
+        title: "Bench".into(),
+        status: townhall_core::MeetingStatus::Live,
+        created_at: Timestamp(1),
+        ended_at: None,
+        moderator_token_hash: auth::hash_token("moderator-token-for-the-bench"),
+        studio_token_hash: auth::hash_token("studio-token-for-the-bench"),
+        last_offset: meeting.offset,
+    };
+    let config = Arc::new(HubConfig {
         presence_ms: 3_600_000,
         ..HubConfig::default()
-    };
-    let hub = Hub::new(
-        log,
-        Arc::new(SystemClock),
-        config,
-        HubMetrics::unregistered(),
-        SessionKey::generate(),
-    );
-    let (room, mut outboxes) = rt.block_on(async {
-        let created = hub.create_meeting("Bench").await.unwrap();
-        let id = created.record.id.clone();
-        hub.command(&id, Actor::organizer(), Command::StartMeeting)
-            .await
-            .unwrap();
-        let room = hub.room(&id).await.unwrap();
-        let mut outboxes = Vec::with_capacity(SESSIONS);
-        for session in 0..SESSIONS as u64 {
-            let (tx, rx) = mpsc::channel(1024);
-            let (reply, joined) = oneshot::channel();
-            let join = Join {
-                session,
-                participant: auth::new_participant_id(),
-                session_token: String::new(),
-                token: (session == 0).then(|| created.moderator_token.clone()),
-                since: None,
-                outbox: Outbox {
-                    tx,
-                    lagged: Arc::new(townhall_hub::room::Lagged::default()),
-                    kick: Arc::new(tokio::sync::watch::channel(None).0),
-                },
-                reply,
-            };
-            assert!(room.send(RoomMsg::Join(Box::new(join))).await);
-            joined.await.unwrap().unwrap();
-            outboxes.push(rx);
-        }
-        for rx in &mut outboxes {
-            while rx.try_recv().is_ok() {}
-        }
-        (room, outboxes)
     });
+    let mut room = Room::new(
+        meeting,
+        &record,
+        config.clone(),
+        HubMetrics::unregistered(),
+        tokio::time::Instant::now(),
+    );
+    let mut outboxes = Vec::with_capacity(SESSIONS);
+    for session in 0..SESSIONS as u64 {
+        let outbox = Arc::new(Outbox::new(config.outbox_frames));
+        let join = Join {
+            session,
+            participant: auth::new_participant_id(),
+            session_token: String::new(),
+            token: (session == 0).then(|| "moderator-token-for-the-bench".to_owned()),
+            since: None,
+            outbox: outbox.clone(),
+        };
+        room.join(join).unwrap();
+        outboxes.push(outbox);
+    }
+    let mut batch = Vec::new();
+    let drain = |outboxes: &[Arc<Outbox>], batch: &mut Vec<_>| {
+        for o in outboxes {
+            o.take_frames(batch, usize::MAX);
+            batch.clear();
+        }
+    };
+    drain(&outboxes, &mut batch);
     let mut group = c.benchmark_group("fanout");
     group.throughput(Throughput::Elements(SESSIONS as u64));
     group
@@ -179,35 +170,25 @@ fn fanout(c: &mut Criterion) {
     let mut reference = 0;
     group.bench_function(BenchmarkId::from_parameter(SESSIONS), |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    reference += 1;
-                    let command = Command::PostComment {
+            let start = Instant::now();
+            for _ in 0..iters {
+                reference += 1;
+                let pending = Pending {
+                    origin: Origin::Session {
+                        session: 0,
+                        reference,
+                    },
+                    actor: None,
+                    command: Command::PostComment {
                         text: "Tak for et godt svar".into(),
-                    };
-                    assert!(
-                        room.send(RoomMsg::Command {
-                            session: 0,
-                            reference,
-                            command
-                        })
-                        .await
-                    );
-                    for rx in &mut outboxes {
-                        loop {
-                            match rx.recv().await {
-                                Some(f) if f.as_str().starts_with("{\"t\":\"event\"") => {
-                                    break;
-                                }
-                                Some(_) => continue,
-                                None => panic!("room stopped"),
-                            }
-                        }
-                    }
-                }
-                start.elapsed()
-            })
+                    },
+                };
+                let append = room.decide(vec![pending], Timestamp(2)).unwrap();
+                assert_eq!(append.events.len(), 1);
+                assert!(room.committed(Committed::Durable).is_none());
+                drain(&outboxes, &mut batch);
+            }
+            start.elapsed()
         })
     });
     group.finish();

@@ -42,6 +42,11 @@ pub struct HubConfig {
     /// milliseconds turn many small writes (one syscall each) into one; it adds at most this
     /// much delay.
     pub write_delay_ms: u64,
+    /// Kernel send buffer of each connection, in bytes (Linux doubles it; 0 leaves the
+    /// system's autotuning, which grows to megabytes). It bounds how much a client that stops
+    /// reading can hold in the kernel before its queue here overflows and it is resynced, and
+    /// how much stale data it must read before the snapshot that replaces it.
+    pub socket_send_buffer: usize,
 }
 
 impl Default for HubConfig {
@@ -65,6 +70,7 @@ impl Default for HubConfig {
             room_idle_secs: 60,
             max_batch: 2048,
             write_delay_ms: 0,
+            socket_send_buffer: 64 * 1024,
         }
     }
 }
@@ -104,6 +110,9 @@ impl HubConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("{name} must be a positive number"));
             }
+        }
+        if self.socket_send_buffer != 0 && self.socket_send_buffer < 4096 {
+            return Err("hub.socket_send_buffer must be 0 (the system's) or at least 4096".into());
         }
         if self.write_delay_ms > 1000 {
             return Err("hub.write_delay_ms must be at most 1000".into());

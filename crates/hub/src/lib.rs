@@ -14,26 +14,29 @@
 
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod auth;
 mod config;
 mod history;
+pub mod inbound;
 mod limits;
 mod metrics;
+pub mod outbox;
 pub mod room;
 pub mod session;
 
+pub use actor::{RoomHandle, RoomMsg};
 pub use config::HubConfig;
 pub use limits::TokenBucket;
 pub use metrics::HubMetrics;
-pub use room::CommandError;
-
-use room::{Room, RoomMsg};
+pub use outbox::{Kick, Outbox};
+pub use room::{CommandError, Room};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::sync::{OnceCell, oneshot};
 use townhall_core::{Actor, Command, Meeting, MeetingId, Offset, Timestamp};
 use townhall_store::{EventLog, MeetingRecord, StoreError};
 
@@ -55,43 +58,14 @@ impl Clock for SystemClock {
     }
 }
 
-/// A handle to a running room.
-#[derive(Clone, Debug)]
-pub struct RoomHandle {
-    tx: mpsc::Sender<RoomMsg>,
-}
-
-impl RoomHandle {
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// Sends a message to the room; `false` if it has stopped. Sessions use this; so do
-    /// benchmarks that drive a room without sockets.
-    /// Closes the room: every session gets `bye` with `code`; returns once all were kicked.
-    pub async fn close(&self, code: &'static str, message: &str) {
-        let (done, kicked) = oneshot::channel();
-        let msg = RoomMsg::Close {
-            code,
-            message: message.into(),
-            done: Some(done),
-        };
-        if self.tx.send(msg).await.is_ok() {
-            let _ = kicked.await;
-        }
-    }
-
-    pub async fn send(&self, msg: RoomMsg) -> bool {
-        self.tx.send(msg).await.is_ok()
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("no such meeting")]
     NoMeeting,
     #[error("storage is unavailable: {0}")]
     Store(#[from] StoreError),
+    #[error("the meeting's room keeps stopping")]
+    Unavailable,
 }
 
 /// A meeting just created, with its secret tokens (shown once; only hashes are kept).
@@ -124,6 +98,39 @@ pub struct Hub {
     rooms: Mutex<HashMap<MeetingId, RoomCell>>,
     ips: Mutex<HashMap<IpAddr, IpState>>,
     next_session: AtomicU64,
+    room_runtime: RoomRuntime,
+}
+
+/// The rooms' own thread. A room's commit resumes when its append finishes; on the shared
+/// runtime that wake-up would queue behind every session writer woken by the previous fan-out
+/// (10,000 of them in a big meeting), so commits would wait for whole fan-outs to be written.
+/// On its own thread a room decides, commits and fans out without waiting for the writers.
+#[derive(Debug)]
+struct RoomRuntime(Option<tokio::runtime::Runtime>);
+
+impl RoomRuntime {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("townhall-rooms")
+            .enable_all()
+            .build()
+            .expect("the rooms' runtime starts");
+        RoomRuntime(Some(runtime))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for RoomRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime may not block inside another runtime (tests, shutdown).
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Hub {
@@ -143,6 +150,7 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             ips: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            room_runtime: RoomRuntime::new(),
         })
     }
 
@@ -175,23 +183,7 @@ impl Hub {
                 }
                 rooms.entry(id.clone()).or_default().clone()
             };
-            let handle = cell
-                .get_or_try_init(|| async {
-                    let room = Room::load(
-                        id,
-                        self.log.clone(),
-                        self.clock.clone(),
-                        self.config.clone(),
-                        self.metrics.clone(),
-                    )
-                    .await?
-                    .ok_or(HubError::NoMeeting)?;
-                    let (tx, rx) = mpsc::channel(8192);
-                    let span = tracing::info_span!("meeting", meeting_id = %id);
-                    tokio::spawn(tracing::Instrument::instrument(room.run(rx), span));
-                    Ok::<_, HubError>(RoomHandle { tx })
-                })
-                .await;
+            let handle = cell.get_or_try_init(|| self.start_room(id)).await;
             match handle {
                 Ok(h) if !h.is_closed() => return Ok(h.clone()),
                 Ok(_) => continue,
@@ -207,6 +199,28 @@ impl Hub {
         }
     }
 
+    /// Replays a meeting's log into a room and starts its actor on the rooms' thread.
+    async fn start_room(&self, id: &MeetingId) -> Result<RoomHandle, HubError> {
+        let record = self.log.meeting(id).await?.ok_or(HubError::NoMeeting)?;
+        let events = townhall_store::read_all(self.log.as_ref(), id).await?;
+        let meeting = Meeting::replay(id.clone(), &events);
+        let room = Room::new(
+            meeting,
+            &record,
+            self.config.clone(),
+            self.metrics.clone(),
+            tokio::time::Instant::now(),
+        );
+        Ok(actor::spawn(
+            room,
+            self.log.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.config.max_batch,
+            self.room_runtime.handle(),
+        ))
+    }
+
     /// The running room, if the meeting is loaded on this node.
     fn loaded_room(&self, id: &MeetingId) -> Option<RoomHandle> {
         let rooms = self.rooms.lock().expect("rooms lock is never poisoned");
@@ -214,6 +228,26 @@ impl Hub {
             .get(id)
             .and_then(|c| c.get().cloned())
             .filter(|h| !h.is_closed())
+    }
+
+    /// Sends the meeting's room a message that expects an answer, and waits for it. A room
+    /// that stops meanwhile (idle, just now) is loaded again, a few times.
+    pub async fn ask_room<T>(
+        &self,
+        id: &MeetingId,
+        message: impl Fn(oneshot::Sender<T>) -> RoomMsg,
+    ) -> Result<(RoomHandle, T), HubError> {
+        for _ in 0..3 {
+            let room = self.room(id).await?;
+            let (reply, answer) = oneshot::channel();
+            if !room.send(message(reply)).await {
+                continue;
+            }
+            if let Ok(answer) = answer.await {
+                return Ok((room, answer));
+            }
+        }
+        Err(HubError::Unavailable)
     }
 
     /// Runs a command for the organizer API through the meeting's room, so connected sessions
@@ -224,32 +258,18 @@ impl Hub {
         actor: Actor,
         command: Command,
     ) -> Result<Offset, CommandError> {
-        for _ in 0..3 {
-            let room = self.room(meeting).await.map_err(|e| match e {
-                HubError::NoMeeting => CommandError::NoMeeting,
-                HubError::Store(e) => CommandError::Unavailable(e.to_string()),
-            })?;
-            let (reply, rx) = oneshot::channel();
-            if room
-                .tx
-                .send(RoomMsg::Api {
-                    actor: actor.clone(),
-                    command: command.clone(),
-                    reply,
-                })
-                .await
-                .is_err()
-            {
-                continue; // the room stopped just now; load it again
-            }
-            match rx.await {
-                Ok(result) => return result,
-                Err(_) => continue,
-            }
+        let asked = self
+            .ask_room(meeting, |reply| RoomMsg::Api {
+                actor: actor.clone(),
+                command: command.clone(),
+                reply,
+            })
+            .await;
+        match asked {
+            Ok((_, result)) => result,
+            Err(HubError::NoMeeting) => Err(CommandError::NoMeeting),
+            Err(e) => Err(CommandError::Unavailable(e.to_string())),
         }
-        Err(CommandError::Unavailable(
-            "the meeting's room keeps stopping".into(),
-        ))
     }
 
     /// Creates a meeting with fresh secret links.
@@ -307,7 +327,6 @@ impl Hub {
             })?;
         if let Some(room) = self.loaded_room(id) {
             let _ = room
-                .tx
                 .send(RoomMsg::SetTokenHashes {
                     moderator: mh,
                     studio: sh,
@@ -320,8 +339,11 @@ impl Hub {
     /// Disconnects everyone and deletes the meeting and its whole log.
     pub async fn delete_meeting(&self, id: &MeetingId) -> Result<bool, StoreError> {
         if let Some(room) = self.loaded_room(id) {
-            room.close("meeting_deleted", "the organizer deleted this meeting")
-                .await;
+            room.close(Kick::new(
+                "meeting_deleted",
+                "the organizer deleted this meeting",
+            ))
+            .await;
         }
         self.rooms
             .lock()
@@ -337,8 +359,11 @@ impl Hub {
             rooms.values().filter_map(|c| c.get().cloned()).collect()
         };
         for room in rooms {
-            room.close("shutdown", "the server is restarting; reconnecting")
-                .await;
+            room.close(Kick::new(
+                "shutdown",
+                "the server is restarting; reconnecting",
+            ))
+            .await;
         }
         // Give the writers a moment to say goodbye before the process goes away.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);

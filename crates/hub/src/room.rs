@@ -1,92 +1,41 @@
-//! The room actor: one task per loaded meeting on this node.
+//! The room: one live meeting on this node, as a synchronous state machine (sans-IO).
 //!
-//! It owns the meeting's state, decides the commands that arrive during one turn together,
-//! appends their events in one batch (group commit), and only then acknowledges them and fans
-//! out the frames. Each frame is serialised once and the bytes are shared by every session in
-//! its audience. Sessions that cannot keep up are marked lagging, skipped, and resynced with a
-//! fresh snapshot when they drain, so one slow client never stalls the room.
+//! It holds the meeting's state and the sessions that follow it. Inputs come in as method
+//! calls with the time passed in; what the room wants done comes out as values: an [`Append`]
+//! to make durable (its outcome goes back in through [`Room::committed`]), replies to API
+//! commands ([`Room::take_api_replies`]), and frames pushed into each session's [`Outbox`]
+//! (which never blocks). The async actor in `actor.rs` does the I/O around it; tests drive it
+//! directly on virtual time (`tests/room.rs`).
+//!
+//! Invariants:
+//! - A command is answered only after its events are durable (or its batch failed).
+//! - A session's view always equals the log's projection for its role at the offset its
+//!   frames carry: frames are pushed in offset order, and a session that fell behind gets a
+//!   fresh snapshot, never a gap.
+//! - Every frame is serialised once per audience; the bytes are shared by every session.
+//! - The room never waits on a session: a full outbox marks it lagging.
+//! - `committed` keeps the state as of the log's last known offset, so a failed or conflicting
+//!   append is undone without reading the whole log again.
 
 use crate::history::{Frame, History};
-use crate::{Clock, HubConfig, HubMetrics};
+use crate::outbox::{Kick, Outbox, Outgoing, Pushed};
+use crate::{HubConfig, HubMetrics};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeSet, HashMap};
-use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, MissedTickBehavior, interval};
+use std::time::Duration;
+use tokio::time::Instant;
 use townhall_core::fanout::{self, Audience, Update};
 use townhall_core::view::{Snapshot, Viewer};
 use townhall_core::wire::{PROTOCOL_VERSION, ServerMessage};
 use townhall_core::{
     Actor, Command, Event, Meeting, MeetingId, Offset, ParticipantId, PollId, QuestionId, Recorded,
-    Rejection, Role,
+    Rejection, Role, Timestamp,
 };
-use townhall_store::{EventLog, MeetingRecord, StoreError};
-use tracing::{debug, error, info, warn};
+use townhall_store::MeetingRecord;
+use tracing::debug;
 
 pub type SessionId = u64;
-
-/// Why the server ends a connection: sent to the client as `bye`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Kick {
-    pub code: &'static str,
-    pub message: String,
-}
-
-/// The room's end of one session: its bounded outgoing queue and its controls.
-#[derive(Clone, Debug)]
-pub struct Outbox {
-    pub tx: mpsc::Sender<Utf8Bytes>,
-    /// Set by the room when the queue overflowed: the writer drops what is queued and asks for
-    /// a resync.
-    pub lagged: Arc<Lagged>,
-    /// Ends the connection whatever is queued (ban, deletion, shutdown, new links); works even
-    /// when the queue is full or the client has stopped reading.
-    pub kick: Arc<watch::Sender<Option<Kick>>>,
-}
-
-/// Set by the room when a session's queue overflowed. It also wakes the session's writer: the
-/// writer may have emptied the queue just before the flag was set (the room runs on its own
-/// thread), and would otherwise wait forever for a frame the room no longer sends it.
-#[derive(Debug, Default)]
-pub struct Lagged {
-    flag: AtomicBool,
-    wake: tokio::sync::Notify,
-}
-
-impl Lagged {
-    pub fn set(&self) {
-        self.flag.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-
-    pub fn clear(&self) {
-        self.flag.store(false, Ordering::Release);
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
-    }
-
-    /// Returns once `set` was called (at once if it was called since the last wait).
-    pub async fn wait(&self) {
-        self.wake.notified().await;
-    }
-}
-
-impl Outbox {
-    pub fn kick(&self, code: &'static str, message: impl Into<String>) {
-        self.kick.send_replace(Some(Kick {
-            code,
-            message: message.into(),
-        }));
-    }
-}
-
-/// Replies kept for a lagging session until its resync, as a share of its queue (the rest of
-/// the queue holds the resync notice, the snapshot parts and presence).
-const DEFERRED_SHARE: usize = 4;
 
 /// Why a session could not join.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +45,7 @@ pub enum JoinError {
 }
 
 /// Why an API command failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CommandError {
     #[error("{0}")]
     Rejected(Rejection),
@@ -106,90 +55,128 @@ pub enum CommandError {
     Unavailable(String),
 }
 
+/// A session asking to follow the meeting.
 #[derive(Debug)]
 pub struct Join {
     pub session: SessionId,
     pub participant: ParticipantId,
+    /// Signed participant id, handed back in `welcome` for cookie-less clients.
     pub session_token: String,
+    /// A moderator or studio link's token; none for citizens.
     pub token: Option<String>,
+    /// The last offset the client saw, to resume exactly.
     pub since: Option<Offset>,
-    pub outbox: Outbox,
-    pub reply: oneshot::Sender<Result<Role, JoinError>>,
+    pub outbox: Arc<Outbox>,
 }
 
-#[derive(Debug)]
-pub enum RoomMsg {
-    Join(Box<Join>),
-    Leave {
-        session: SessionId,
-    },
-    Command {
+/// An API caller waiting for its command, named by the actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ApiTicket(pub u64);
+
+/// Who gets the answer to a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Session {
         session: SessionId,
         reference: u64,
-        command: Command,
     },
-    /// From the organizer API; answered when durable.
-    Api {
-        actor: Actor,
-        command: Command,
-        reply: oneshot::Sender<Result<Offset, CommandError>>,
+    /// The organizer API (its actor is given with the command).
+    Api(ApiTicket),
+}
+
+/// A command waiting for its turn.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub origin: Origin,
+    /// For API commands; a session's actor is its participant in its role.
+    pub actor: Option<Actor>,
+    pub command: Command,
+}
+
+/// Events to make durable: the log must be at `base` (optimistic concurrency).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Append {
+    pub base: Offset,
+    pub events: Vec<Event>,
+}
+
+/// What became of an [`Append`].
+#[derive(Debug)]
+pub enum Committed {
+    Durable,
+    /// Another writer moved the log first; these are its events after `base`, in order.
+    Conflict {
+        missed: Vec<Recorded>,
     },
-    /// The session's writer drained after falling behind and wants a fresh snapshot.
-    Resync {
-        session: SessionId,
-    },
-    /// New secret links were issued.
-    SetTokenHashes {
-        moderator: String,
-        studio: String,
-    },
-    /// Say goodbye to every session and stop (meeting deleted, node shutting down).
-    Close {
-        code: &'static str,
-        message: String,
-        /// Told once every session has been kicked.
-        done: Option<oneshot::Sender<()>>,
+    /// Not written (or not known to be); nothing of the batch was acknowledged.
+    Failed(String),
+}
+
+/// What became of events committed by another writer (another node).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Foreign {
+    Applied,
+    /// Already applied (our own, or delivered twice).
+    Duplicate,
+    /// Events are missing before this batch: read the log after `after`, then hand them in.
+    Gap {
+        after: Offset,
     },
 }
+
+/// Commands decided against the state, waiting for their append.
+#[derive(Debug)]
+struct InFlight {
+    pending: Vec<Pending>,
+    results: Vec<Result<Offset, Rejection>>,
+    updates: Vec<(Offset, Update)>,
+    events: Vec<Event>,
+    attempt: u32,
+    now: Timestamp,
+}
+
+/// Conflicts in a row after which a batch is refused as unavailable.
+const MAX_ATTEMPTS: u32 = 4;
 
 #[derive(Debug)]
 struct Slot {
     id: SessionId,
     viewer: Viewer,
-    outbox: Outbox,
-    lagging: bool,
-    /// Acks and errors that arrived while lagging; sent after the resync snapshot.
-    deferred: Vec<Utf8Bytes>,
+    outbox: Arc<Outbox>,
 }
 
-enum ReplyTo {
-    Session(SessionId, u64),
-    Api(oneshot::Sender<Result<Offset, CommandError>>),
-}
-
+/// One live meeting on this node.
 pub struct Room {
     meeting: Meeting,
-    record: MeetingRecord,
-    log: Arc<dyn EventLog>,
-    clock: Arc<dyn Clock>,
+    /// The state as of the log's last known offset: `meeting` minus the batch in flight.
+    committed: Meeting,
+    moderator_token_hash: String,
+    studio_token_hash: String,
     config: Arc<HubConfig>,
     metrics: HubMetrics,
     slots: Vec<Slot>,
     index: HashMap<SessionId, usize>,
     by_participant: HashMap<ParticipantId, Vec<SessionId>>,
     history: History,
+    in_flight: Option<InFlight>,
+    api_replies: Vec<(ApiTicket, Result<Offset, CommandError>)>,
     dirty_tallies: BTreeSet<QuestionId>,
     dirty_polls: BTreeSet<PollId>,
     presence_sent: Option<u32>,
     /// Tallies of all public questions and counts of all polls at an offset, serialised once
     /// for resuming sessions.
     all_tallies: Option<(Offset, Vec<Utf8Bytes>)>,
+    next_tick: Instant,
+    next_presence: Instant,
+    empty_since: Option<Instant>,
+    closed: bool,
 }
 
 impl std::fmt::Debug for Room {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Room")
             .field("meeting", &self.meeting.id)
+            .field("offset", &self.meeting.offset)
             .field("sessions", &self.slots.len())
             .finish()
     }
@@ -199,246 +186,392 @@ fn serialise(msg: &ServerMessage) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).expect("wire types always serialise"))
 }
 
+fn rejection_frame(reference: u64, r: &Rejection) -> ServerMessage {
+    ServerMessage::Error {
+        reference: Some(reference),
+        code: r.code().into(),
+        message: r.to_string(),
+        retry_after_ms: r.retry_after_ms(),
+    }
+}
+
+fn unavailable_frame(reference: u64, message: &str) -> ServerMessage {
+    ServerMessage::Error {
+        reference: Some(reference),
+        code: "unavailable".into(),
+        message: message.into(),
+        retry_after_ms: Some(1000),
+    }
+}
+
 impl Room {
-    /// Loads a meeting from the log; `Ok(None)` if it does not exist.
-    pub async fn load(
-        id: &MeetingId,
-        log: Arc<dyn EventLog>,
-        clock: Arc<dyn Clock>,
+    /// A room for `meeting` as replayed from the log, with the record's link hashes.
+    pub fn new(
+        meeting: Meeting,
+        record: &MeetingRecord,
         config: Arc<HubConfig>,
         metrics: HubMetrics,
-    ) -> Result<Option<Self>, StoreError> {
-        let Some(record) = log.meeting(id).await? else {
-            return Ok(None);
-        };
-        let events = townhall_store::read_all(log.as_ref(), id).await?;
-        let meeting = Meeting::replay(id.clone(), &events);
+        now: Instant,
+    ) -> Self {
         let history = History::new(config.history_frames, meeting.offset);
-        Ok(Some(Self {
+        Self {
+            committed: meeting.clone(),
             meeting,
-            record,
-            log,
-            clock,
-            config,
+            moderator_token_hash: record.moderator_token_hash.clone(),
+            studio_token_hash: record.studio_token_hash.clone(),
             metrics,
             slots: Vec::new(),
             index: HashMap::new(),
             by_participant: HashMap::new(),
             history,
+            in_flight: None,
+            api_replies: Vec::new(),
             dirty_tallies: BTreeSet::new(),
             dirty_polls: BTreeSet::new(),
             presence_sent: None,
             all_tallies: None,
-        }))
+            next_tick: now + config.tick(),
+            next_presence: now + config.presence_interval(),
+            empty_since: Some(now),
+            closed: false,
+            config,
+        }
     }
 
-    /// The actor loop; returns when the room is closed or has been idle long enough.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
-        let id = self.meeting.id.clone();
-        info!(meeting_id = %id, offset = self.meeting.offset, "room started");
-        self.metrics.rooms.inc();
-        let mut tick = interval(self.config.tick());
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut presence = interval(self.config.presence_interval());
-        presence.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut empty_since = Some(Instant::now());
-        let idle = std::time::Duration::from_secs(self.config.room_idle_secs);
-        let mut batch = Vec::with_capacity(64);
-        loop {
-            tokio::select! {
-                biased;
-                _ = tick.tick() => self.flush_tallies(),
-                _ = presence.tick() => {
-                    self.flush_presence();
-                    if self.slots.is_empty() {
-                        let since = *empty_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= idle {
-                            break;
-                        }
-                    } else {
-                        empty_since = None;
-                    }
-                }
-                n = rx.recv_many(&mut batch, self.config.max_batch) => {
-                    if n == 0 {
-                        break;
-                    }
-                    if self.handle(&mut batch).await.is_break() {
-                        break;
-                    }
-                }
-            }
-        }
-        self.metrics.rooms.dec();
-        info!(meeting_id = %id, offset = self.meeting.offset, "room stopped");
+    pub fn id(&self) -> &MeetingId {
+        &self.meeting.id
     }
 
-    /// One turn: decide and commit all commands of the batch, then handle the rest in order.
-    async fn handle(&mut self, batch: &mut Vec<RoomMsg>) -> ControlFlow<()> {
-        let mut commands = Vec::new();
-        let mut control = Vec::new();
-        for msg in batch.drain(..) {
-            match msg {
-                RoomMsg::Command { .. } | RoomMsg::Api { .. } => commands.push(msg),
-                other => control.push(other),
-            }
-        }
-        if !commands.is_empty() && self.commit(commands).await.is_break() {
-            return ControlFlow::Break(());
-        }
-        for msg in control {
-            match msg {
-                RoomMsg::Join(join) => self.join(*join),
-                RoomMsg::Leave { session } => self.leave(session),
-                RoomMsg::Resync { session } => self.resync(session),
-                RoomMsg::SetTokenHashes { moderator, studio } => {
-                    self.record.moderator_token_hash = moderator;
-                    self.record.studio_token_hash = studio;
-                    // Whoever joined with an old link loses its role now, not at their next join.
-                    for slot in self.slots.iter().filter(|s| s.viewer.role.is_staff()) {
-                        slot.outbox.kick(
-                            "links_replaced",
-                            "the organizer issued new links for this meeting",
-                        );
-                    }
-                }
-                RoomMsg::Close {
-                    code,
-                    message,
-                    done,
-                } => {
-                    self.close_all(code, &message);
-                    if let Some(done) = done {
-                        let _ = done.send(());
-                    }
-                    return ControlFlow::Break(());
-                }
-                RoomMsg::Command { .. } | RoomMsg::Api { .. } => {
-                    unreachable!("commands were split off")
-                }
-            }
-        }
-        ControlFlow::Continue(())
+    /// The state as the sessions see it (committed events only, once no append is in flight).
+    pub fn meeting(&self) -> &Meeting {
+        &self.meeting
     }
 
-    /// Group commit: decide every command against the state as it evolves within the batch,
-    /// append all events at once, then publish and reply. On a conflict (another writer moved
-    /// the log) the state is reloaded and the batch decided again.
-    async fn commit(&mut self, commands: Vec<RoomMsg>) -> ControlFlow<()> {
-        self.metrics.batch_size.observe(commands.len() as f64);
-        let mut pending: Vec<(Actor, Command, ReplyTo)> = Vec::with_capacity(commands.len());
-        for msg in commands {
-            match msg {
-                RoomMsg::Command {
-                    session,
-                    reference,
-                    command,
-                } => {
+    pub fn sessions(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn has_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    // ---- sessions -------------------------------------------------------------------------
+
+    fn role_for(&self, token: Option<&str>) -> Result<Role, JoinError> {
+        match token {
+            None => Ok(Role::Citizen),
+            Some(t) if crate::auth::token_matches(t, &self.moderator_token_hash) => {
+                Ok(Role::Moderator)
+            }
+            Some(t) if crate::auth::token_matches(t, &self.studio_token_hash) => Ok(Role::Speaker),
+            Some(_) => Err(JoinError::BadToken),
+        }
+    }
+
+    /// Adds a session: queues `welcome`, then exactly the frames it missed since `join.since`
+    /// (when the history still has them) or a snapshot, then the online count.
+    pub fn join(&mut self, join: Join) -> Result<Role, JoinError> {
+        debug_assert!(self.in_flight.is_none(), "joins wait for the append");
+        let role = self.role_for(join.token.as_deref())?;
+        let banned = self
+            .meeting
+            .participant(&join.participant)
+            .is_some_and(|p| p.banned);
+        if banned && !role.is_staff() {
+            return Err(JoinError::Banned);
+        }
+        let slot = Slot {
+            id: join.session,
+            viewer: Viewer {
+                participant: join.participant.clone(),
+                role,
+            },
+            outbox: join.outbox,
+        };
+        let welcome = ServerMessage::Welcome {
+            protocol: PROTOCOL_VERSION,
+            participant: join.participant.clone(),
+            role,
+            session: join.session_token,
+        };
+        let mut frames = vec![serialise(&welcome)];
+        let missed: Option<Vec<Utf8Bytes>> = join
+            .since
+            .filter(|&s| s <= self.meeting.offset)
+            .and_then(|s| self.history.after(s))
+            .map(|missed| {
+                missed
+                    .filter(|f| f.audience.includes(&slot.viewer))
+                    .map(|f| f.bytes.clone())
+                    .collect()
+            });
+        match missed {
+            Some(missed) => {
+                frames.extend(missed);
+                frames.extend(self.all_tallies());
+            }
+            None => {
+                let snapshot = Snapshot::of(&self.meeting, &slot.viewer);
+                frames.extend(
+                    ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2)
+                        .iter()
+                        .map(serialise),
+                );
+            }
+        }
+        frames.push(self.presence_frame(self.slots.len() as u32 + 1));
+        // A join's first frames may exceed the queue (a long resume): deliver what fits, and
+        // the overflow makes the session resync like any other.
+        for bytes in frames {
+            if push(&slot, Outgoing::Update(bytes), &self.metrics) != Pushed::Queued {
+                break;
+            }
+        }
+        debug!(
+            session_id = slot.id,
+            role = role.as_str(),
+            resumed = join.since.is_some(),
+            "session joined"
+        );
+        self.by_participant
+            .entry(join.participant)
+            .or_default()
+            .push(slot.id);
+        self.index.insert(slot.id, self.slots.len());
+        self.slots.push(slot);
+        self.empty_since = None;
+        Ok(role)
+    }
+
+    /// Removes a session; its writer ends once it has written what is queued.
+    pub fn leave(&mut self, session: SessionId, now: Instant) {
+        let Some(i) = self.index.remove(&session) else {
+            return;
+        };
+        let slot = self.slots.swap_remove(i);
+        if let Some(moved) = self.slots.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        if let Some(list) = self.by_participant.get_mut(&slot.viewer.participant) {
+            list.retain(|&s| s != session);
+            if list.is_empty() {
+                self.by_participant.remove(&slot.viewer.participant);
+            }
+        }
+        slot.outbox.close();
+        if self.slots.is_empty() {
+            self.empty_since = Some(now);
+        }
+        debug!(session_id = session, "session left");
+    }
+
+    /// A lagging session's writer has drained: send it the truth afresh.
+    pub fn resync(&mut self, session: SessionId) {
+        debug_assert!(self.in_flight.is_none(), "resyncs wait for the append");
+        let Some(&i) = self.index.get(&session) else {
+            return;
+        };
+        let slot = &self.slots[i];
+        if !slot.outbox.is_lagging() {
+            return;
+        }
+        let notice = serialise(&ServerMessage::Resync {
+            reason: "your connection fell behind".into(),
+        });
+        let snapshot = Snapshot::of(&self.meeting, &slot.viewer);
+        let parts = ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2);
+        let frames = std::iter::once(notice).chain(parts.iter().map(serialise));
+        let presence = self.presence_frame(self.slots.len() as u32);
+        slot.outbox.resync(frames, presence);
+    }
+
+    /// New secret links: whoever joined with an old one loses their role now.
+    pub fn set_token_hashes(&mut self, moderator: String, studio: String) {
+        self.moderator_token_hash = moderator;
+        self.studio_token_hash = studio;
+        for slot in self.slots.iter().filter(|s| s.viewer.role.is_staff()) {
+            slot.outbox.kick(Kick::new(
+                "links_replaced",
+                "the organizer issued new links for this meeting",
+            ));
+        }
+    }
+
+    /// Says goodbye to every session; the room is done.
+    pub fn close(&mut self, kick: Kick) {
+        for slot in &self.slots {
+            slot.outbox.kick(kick.clone());
+        }
+        self.closed = true;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    /// Decides a batch of commands at `now` against the state as it evolves within the batch.
+    /// Returns the events to append, or `None` when nothing is to be written (every command
+    /// was refused; the refusals are sent at once).
+    pub fn decide(&mut self, batch: Vec<Pending>, now: Timestamp) -> Option<Append> {
+        assert!(self.in_flight.is_none(), "one append at a time");
+        self.metrics.batch_size.observe(batch.len() as f64);
+        for p in &batch {
+            self.metrics
+                .commands
+                .with_label_values(&[p.command.name()])
+                .inc();
+        }
+        self.decide_again(batch, 0, now)
+    }
+
+    fn decide_again(
+        &mut self,
+        batch: Vec<Pending>,
+        attempt: u32,
+        now: Timestamp,
+    ) -> Option<Append> {
+        let base = self.meeting.offset;
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut results = Vec::with_capacity(batch.len());
+        let mut updates = Vec::new();
+        let mut events = Vec::new();
+        for p in batch {
+            let actor = match (&p.origin, &p.actor) {
+                (Origin::Api(_), Some(actor)) => actor.clone(),
+                (Origin::Session { session, .. }, _) => {
                     // A session that left before its turn gets no answer.
-                    let Some(&i) = self.index.get(&session) else {
+                    let Some(&i) = self.index.get(session) else {
                         continue;
                     };
                     let viewer = &self.slots[i].viewer;
-                    let actor = Actor::new(viewer.participant.clone(), viewer.role);
-                    pending.push((actor, command, ReplyTo::Session(session, reference)));
+                    Actor::new(viewer.participant.clone(), viewer.role)
                 }
-                RoomMsg::Api {
-                    actor,
-                    command,
-                    reply,
-                } => pending.push((actor, command, ReplyTo::Api(reply))),
-                _ => unreachable!("only commands are committed"),
-            }
-        }
-        for (_, command, _) in &pending {
-            self.metrics
-                .commands
-                .with_label_values(&[command.name()])
-                .inc();
-        }
-        let mut attempt = 0;
-        loop {
-            let base = self.meeting.offset;
-            let now = self.clock.now();
-            let mut events: Vec<Event> = Vec::new();
-            let mut updates: Vec<(Offset, Update)> = Vec::new();
-            let mut results: Vec<Result<Offset, Rejection>> = Vec::with_capacity(pending.len());
-            for (actor, command, _) in &pending {
-                let result = self.meeting.decide(actor, command, now).map(|new| {
-                    for event in new {
-                        let rec = Recorded {
-                            offset: self.meeting.offset + 1,
-                            event,
-                        };
-                        self.meeting.apply(&rec);
-                        updates.extend(
-                            fanout::updates(&self.meeting, &rec)
-                                .into_iter()
-                                .map(|u| (rec.offset, u)),
-                        );
-                        events.push(rec.event);
-                    }
-                    self.meeting.offset
-                });
-                results.push(result);
-            }
-            if !events.is_empty() {
-                let started = Instant::now();
-                match self.log.append(&self.meeting.id, base, &events).await {
-                    Ok(_) => {
-                        self.metrics
-                            .append_seconds
-                            .observe(started.elapsed().as_secs_f64());
-                        self.metrics.events.inc_by(events.len() as u64);
-                    }
-                    Err(StoreError::Conflict { actual, .. }) if attempt < 3 => {
-                        warn!(meeting_id = %self.meeting.id, expected = base, actual, "log moved on; deciding the batch again");
-                        attempt += 1;
-                        if self.reload().await.is_ok() {
-                            // Another writer's events were never published here: start the
-                            // history afresh and bring every session up to date.
-                            self.history =
-                                History::new(self.config.history_frames, self.meeting.offset);
-                            let sessions: Vec<SessionId> =
-                                self.slots.iter().map(|s| s.id).collect();
-                            for session in sessions {
-                                self.resync(session);
-                            }
-                            continue;
-                        }
-                        return self.give_up(pending, results);
-                    }
-                    Err(e) => {
-                        error!(meeting_id = %self.meeting.id, error = %e, "append failed; commands not acknowledged");
-                        // The state holds the batch's uncommitted events: read the log again.
-                        if self.reload().await.is_err() {
-                            return self.give_up(pending, results);
-                        }
-                        self.fail(pending, results, "storage is unavailable, please try again");
-                        return ControlFlow::Continue(());
-                    }
+                (Origin::Api(_), None) => Actor::organizer(),
+            };
+            let result = self.meeting.decide(&actor, &p.command, now).map(|new| {
+                for event in new {
+                    let rec = Recorded {
+                        offset: self.meeting.offset + 1,
+                        event,
+                    };
+                    self.meeting.apply(&rec);
+                    updates.extend(
+                        fanout::updates(&self.meeting, &rec)
+                            .into_iter()
+                            .map(|u| (rec.offset, u)),
+                    );
+                    events.push(rec.event);
                 }
-            }
-            self.publish(updates);
+                self.meeting.offset
+            });
+            results.push(result);
+            pending.push(p);
+        }
+        debug_assert_eq!(self.meeting.offset, base + events.len() as Offset);
+        if events.is_empty() {
             self.reply(pending, results);
-            return ControlFlow::Continue(());
+            return None;
+        }
+        let append = Append {
+            base,
+            events: events.clone(),
+        };
+        self.in_flight = Some(InFlight {
+            pending,
+            results,
+            updates,
+            events,
+            attempt,
+            now,
+        });
+        Some(append)
+    }
+
+    /// The outcome of the last [`Append`]. Durable: the batch's frames go out, then its
+    /// answers. Conflict: the other writer's events are applied and sent, and the batch is
+    /// decided again (the returned append). Failed: the batch is undone and refused as
+    /// `unavailable`, a retryable answer.
+    pub fn committed(&mut self, outcome: Committed) -> Option<Append> {
+        let flight = self
+            .in_flight
+            .take()
+            .expect("committed answers an append in flight");
+        match outcome {
+            Committed::Durable => {
+                self.metrics.events.inc_by(flight.events.len() as u64);
+                let first = self.committed.offset + 1;
+                for (offset, event) in (first..).zip(flight.events) {
+                    self.committed.apply(&Recorded { offset, event });
+                }
+                self.publish(flight.updates);
+                self.reply(flight.pending, flight.results);
+                None
+            }
+            Committed::Conflict { missed } => {
+                self.meeting = self.committed.clone();
+                if self.apply_foreign(missed) != Foreign::Applied
+                    || flight.attempt + 1 >= MAX_ATTEMPTS
+                {
+                    self.fail(
+                        flight.pending,
+                        flight.results,
+                        "the meeting is very busy, please try again",
+                    );
+                    return None;
+                }
+                let batch = flight.pending;
+                self.decide_again(batch, flight.attempt + 1, flight.now)
+            }
+            Committed::Failed(reason) => {
+                debug!(reason, "append failed; batch undone");
+                self.meeting = self.committed.clone();
+                self.fail(
+                    flight.pending,
+                    flight.results,
+                    "storage is unavailable, please try again",
+                );
+                None
+            }
         }
     }
 
-    /// The state can no longer be trusted: refuse the batch and stop; the next session that
-    /// joins loads the meeting afresh from the log.
-    fn give_up(
-        &mut self,
-        pending: Vec<(Actor, Command, ReplyTo)>,
-        results: Vec<Result<Offset, Rejection>>,
-    ) -> ControlFlow<()> {
-        error!(meeting_id = %self.meeting.id, "log unreadable; closing the room");
-        self.fail(pending, results, "storage is unavailable, please try again");
-        self.close_all(
-            "unavailable",
-            "the server cannot reach its storage; reconnecting",
+    /// Events another writer committed, in order, starting right after `after` is expected.
+    /// Applied and sent to the sessions as if decided here.
+    pub fn apply_foreign(&mut self, events: Vec<Recorded>) -> Foreign {
+        assert!(
+            self.in_flight.is_none(),
+            "foreign events wait for the append"
         );
-        ControlFlow::Break(())
+        let mut updates = Vec::new();
+        let mut outcome = Foreign::Duplicate;
+        for rec in events {
+            if rec.offset <= self.meeting.offset {
+                continue;
+            }
+            if rec.offset != self.meeting.offset + 1 {
+                outcome = Foreign::Gap {
+                    after: self.meeting.offset,
+                };
+                break;
+            }
+            self.meeting.apply(&rec);
+            self.committed.apply(&rec);
+            updates.extend(
+                fanout::updates(&self.meeting, &rec)
+                    .into_iter()
+                    .map(|u| (rec.offset, u)),
+            );
+            outcome = Foreign::Applied;
+        }
+        self.publish(updates);
+        outcome
+    }
+
+    /// Answers to API commands, for the actor to send.
+    pub fn take_api_replies(&mut self) -> Vec<(ApiTicket, Result<Offset, CommandError>)> {
+        std::mem::take(&mut self.api_replies)
     }
 
     /// Sends the frames of committed events and remembers them for resuming sessions.
@@ -465,24 +598,22 @@ impl Room {
             }
         }
         for p in disconnect {
-            for sid in self.by_participant.get(&p).cloned().unwrap_or_default() {
-                if let Some(&i) = self.index.get(&sid) {
+            for sid in self.by_participant.get(&p).into_iter().flatten() {
+                if let Some(&i) = self.index.get(sid) {
                     let slot = &self.slots[i];
                     if !slot.viewer.role.is_staff() {
-                        slot.outbox
-                            .kick("banned", "a moderator has removed you from this meeting");
+                        slot.outbox.kick(Kick::new(
+                            "banned",
+                            "a moderator has removed you from this meeting",
+                        ));
                     }
                 }
             }
         }
     }
 
-    fn reply(
-        &mut self,
-        pending: Vec<(Actor, Command, ReplyTo)>,
-        results: Vec<Result<Offset, Rejection>>,
-    ) {
-        for ((_, _, reply), result) in pending.into_iter().zip(results) {
+    fn reply(&mut self, pending: Vec<Pending>, results: Vec<Result<Offset, Rejection>>) {
+        for (p, result) in pending.into_iter().zip(results) {
             if let Err(rejection) = &result {
                 self.metrics
                     .rejections
@@ -490,64 +621,49 @@ impl Room {
                     .inc();
                 debug!(code = rejection.code(), "command rejected");
             }
-            match reply {
-                ReplyTo::Api(tx) => {
-                    let _ = tx.send(result.map_err(CommandError::Rejected));
-                }
-                ReplyTo::Session(session, reference) => {
+            match p.origin {
+                Origin::Api(ticket) => self
+                    .api_replies
+                    .push((ticket, result.map_err(CommandError::Rejected))),
+                Origin::Session { session, reference } => {
                     let msg = match result {
                         Ok(offset) => ServerMessage::Ack { reference, offset },
                         Err(rejection) => rejection_frame(reference, &rejection),
                     };
-                    self.send_to(session, serialise(&msg));
+                    self.send_reply(session, serialise(&msg));
                 }
             }
         }
     }
 
-    /// Answers every command of a batch that could not be committed: rejections as such, the
+    /// Answers every command of a batch that could not be committed: refusals as such, the
     /// rest as `unavailable` (nothing was acknowledged, so nothing is lost).
     fn fail(
         &mut self,
-        pending: Vec<(Actor, Command, ReplyTo)>,
+        pending: Vec<Pending>,
         results: Vec<Result<Offset, Rejection>>,
         message: &str,
     ) {
-        for ((_, _, reply), result) in pending.into_iter().zip(results) {
-            match (reply, result) {
-                (ReplyTo::Api(tx), Err(r)) => {
-                    let _ = tx.send(Err(CommandError::Rejected(r)));
+        for (p, result) in pending.into_iter().zip(results) {
+            match (p.origin, result) {
+                (Origin::Api(ticket), Err(r)) => self
+                    .api_replies
+                    .push((ticket, Err(CommandError::Rejected(r)))),
+                (Origin::Api(ticket), Ok(_)) => self
+                    .api_replies
+                    .push((ticket, Err(CommandError::Unavailable(message.into())))),
+                (Origin::Session { session, reference }, Err(r)) => {
+                    self.send_reply(session, serialise(&rejection_frame(reference, &r)));
                 }
-                (ReplyTo::Api(tx), Ok(_)) => {
-                    let _ = tx.send(Err(CommandError::Unavailable(message.into())));
-                }
-                (ReplyTo::Session(session, reference), Err(r)) => {
-                    self.send_to(session, serialise(&rejection_frame(reference, &r)));
-                }
-                (ReplyTo::Session(session, reference), Ok(_)) => {
+                (Origin::Session { session, reference }, Ok(_)) => {
                     self.metrics
                         .rejections
                         .with_label_values(&["unavailable"])
                         .inc();
-                    let msg = ServerMessage::Error {
-                        reference: Some(reference),
-                        code: "unavailable".into(),
-                        message: message.into(),
-                        retry_after_ms: Some(1000),
-                    };
-                    self.send_to(session, serialise(&msg));
+                    self.send_reply(session, serialise(&unavailable_frame(reference, message)));
                 }
             }
         }
-    }
-
-    /// Throws away what was decided but not committed by reading the log again.
-    async fn reload(&mut self) -> Result<(), StoreError> {
-        let events = townhall_store::read_all(self.log.as_ref(), &self.meeting.id).await?;
-        let mut fresh = Meeting::replay(self.meeting.id.clone(), &events);
-        fresh.limits = self.meeting.limits;
-        self.meeting = fresh;
-        Ok(())
     }
 
     fn deliver(&mut self, audience: &Audience, bytes: &Utf8Bytes) {
@@ -556,37 +672,65 @@ impl Room {
             // Only this participant's sessions, looked up instead of scanning every slot.
             for sid in self.by_participant.get(p).into_iter().flatten() {
                 if let Some(&i) = self.index.get(sid) {
-                    let slot = &mut self.slots[i];
+                    let slot = &self.slots[i];
                     if audience.includes(&slot.viewer) {
-                        delivered += u64::from(push(slot, bytes, &self.metrics));
+                        delivered += u64::from(
+                            push(slot, Outgoing::Update(bytes.clone()), &self.metrics)
+                                == Pushed::Queued,
+                        );
                     }
                 }
             }
         } else {
-            for slot in &mut self.slots {
+            for slot in &self.slots {
                 if audience.includes(&slot.viewer) {
-                    delivered += u64::from(push(slot, bytes, &self.metrics));
+                    delivered += u64::from(
+                        push(slot, Outgoing::Update(bytes.clone()), &self.metrics)
+                            == Pushed::Queued,
+                    );
                 }
             }
         }
         self.metrics.deliveries.inc_by(delivered);
     }
 
-    /// A reply to one session. Replies are never dropped for lagging: they wait for the resync,
-    /// including the one whose push found the queue full.
-    fn send_to(&mut self, session: SessionId, bytes: Utf8Bytes) {
+    /// A reply to one session; held back (never dropped) while it is lagging.
+    fn send_reply(&mut self, session: SessionId, bytes: Utf8Bytes) {
         if let Some(&i) = self.index.get(&session) {
-            let slot = &mut self.slots[i];
-            if !slot.lagging && push(slot, &bytes, &self.metrics) {
-                return;
-            }
-            if slot.lagging && slot.deferred.len() < self.config.outbox_frames / DEFERRED_SHARE {
-                slot.deferred.push(bytes);
-            }
+            push(&self.slots[i], Outgoing::Reply(bytes), &self.metrics);
         }
     }
 
-    /// Sends the coalesced vote tallies and poll counts of this tick.
+    // ---- time -----------------------------------------------------------------------------
+
+    /// When [`Room::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick.min(self.next_presence)
+    }
+
+    /// Sends coalesced tallies every tick and the online count when it changed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        if now >= self.next_tick {
+            self.flush_tallies();
+            self.next_tick = next_after(self.next_tick, self.config.tick(), now);
+        }
+        if now >= self.next_presence {
+            self.flush_presence();
+            self.next_presence =
+                next_after(self.next_presence, self.config.presence_interval(), now);
+        }
+    }
+
+    /// Whether the room has had no sessions for `room_idle_secs` and may stop.
+    pub fn idle_expired(&self, now: Instant) -> bool {
+        self.empty_since.is_some_and(|since| {
+            now.saturating_duration_since(since) >= Duration::from_secs(self.config.room_idle_secs)
+        })
+    }
+
     fn flush_tallies(&mut self) {
         let questions = std::mem::take(&mut self.dirty_tallies);
         let polls = std::mem::take(&mut self.dirty_polls);
@@ -603,107 +747,16 @@ impl Room {
         let online = self.slots.len() as u32;
         if self.presence_sent != Some(online) {
             self.presence_sent = Some(online);
-            let frame = serialise(&ServerMessage::Presence {
-                offset: self.meeting.offset,
-                online,
-            });
+            let frame = self.presence_frame(online);
             self.deliver(&Audience::EVERYONE, &frame);
         }
     }
 
-    fn role_for(&self, token: Option<&str>) -> Result<Role, JoinError> {
-        match token {
-            None => Ok(Role::Citizen),
-            Some(t) if crate::auth::token_matches(t, &self.record.moderator_token_hash) => {
-                Ok(Role::Moderator)
-            }
-            Some(t) if crate::auth::token_matches(t, &self.record.studio_token_hash) => {
-                Ok(Role::Speaker)
-            }
-            Some(_) => Err(JoinError::BadToken),
-        }
-    }
-
-    fn join(&mut self, join: Join) {
-        let role = match self.role_for(join.token.as_deref()) {
-            Ok(role) => role,
-            Err(e) => {
-                let _ = join.reply.send(Err(e));
-                return;
-            }
-        };
-        let banned = self
-            .meeting
-            .participant(&join.participant)
-            .is_some_and(|p| p.banned);
-        if banned && !role.is_staff() {
-            let _ = join.reply.send(Err(JoinError::Banned));
-            return;
-        }
-        let viewer = Viewer {
-            participant: join.participant.clone(),
-            role,
-        };
-        let mut slot = Slot {
-            id: join.session,
-            viewer,
-            outbox: join.outbox,
-            lagging: false,
-            deferred: Vec::new(),
-        };
-        let welcome = ServerMessage::Welcome {
-            protocol: PROTOCOL_VERSION,
-            participant: join.participant.clone(),
-            role,
-            session: join.session_token,
-        };
-        push(&mut slot, &serialise(&welcome), &self.metrics);
-        let missed: Option<Vec<Utf8Bytes>> = join
-            .since
-            .filter(|&s| s <= self.meeting.offset)
-            .and_then(|s| self.history.after(s))
-            .map(|frames| {
-                frames
-                    .filter(|f| f.audience.includes(&slot.viewer))
-                    .map(|f| f.bytes.clone())
-                    .collect()
-            });
-        match missed {
-            Some(frames) => {
-                for bytes in &frames {
-                    push(&mut slot, bytes, &self.metrics);
-                }
-                for tallies in self.all_tallies() {
-                    push(&mut slot, &tallies, &self.metrics);
-                }
-            }
-            None => {
-                let snapshot = Snapshot::of(&self.meeting, &slot.viewer);
-                for frame in ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2)
-                {
-                    push(&mut slot, &serialise(&frame), &self.metrics);
-                }
-            }
-        }
-        let online = self.slots.len() as u32 + 1;
-        let presence = serialise(&ServerMessage::Presence {
+    fn presence_frame(&self, online: u32) -> Utf8Bytes {
+        serialise(&ServerMessage::Presence {
             offset: self.meeting.offset,
             online,
-        });
-        push(&mut slot, &presence, &self.metrics);
-        debug!(
-            session_id = slot.id,
-            role = role.as_str(),
-            resumed = join.since.is_some(),
-            "session joined"
-        );
-        self.by_participant
-            .entry(join.participant)
-            .or_default()
-            .push(slot.id);
-        self.index.insert(slot.id, self.slots.len());
-        self.slots.push(slot);
-        let _ = join.reply.send(Ok(role));
+        })
     }
 
     /// Current tallies of every public question, cached per offset.
@@ -724,82 +777,36 @@ impl Room {
             .map(|(_, f)| f.clone())
             .unwrap_or_default()
     }
+}
 
-    fn leave(&mut self, session: SessionId) {
-        let Some(i) = self.index.remove(&session) else {
-            return;
-        };
-        let slot = self.slots.swap_remove(i);
-        if let Some(moved) = self.slots.get(i) {
-            self.index.insert(moved.id, i);
-        }
-        if let Some(list) = self.by_participant.get_mut(&slot.viewer.participant) {
-            list.retain(|&s| s != session);
-            if list.is_empty() {
-                self.by_participant.remove(&slot.viewer.participant);
-            }
-        }
-        debug!(session_id = session, "session left");
-    }
-
-    fn resync(&mut self, session: SessionId) {
-        let Some(&i) = self.index.get(&session) else {
-            return;
-        };
-        let snapshot = Snapshot::of(&self.meeting, &self.slots[i].viewer);
-        let slot = &mut self.slots[i];
-        // Clear the flag before queueing, so the writer does not discard the snapshot.
-        slot.lagging = false;
-        slot.outbox.lagged.clear();
-        let notice = serialise(&ServerMessage::Resync {
-            reason: "your connection fell behind".into(),
-        });
-        push(slot, &notice, &self.metrics);
-        for frame in ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2) {
-            push(slot, &serialise(&frame), &self.metrics);
-        }
-        for reply in std::mem::take(&mut slot.deferred) {
-            push(slot, &reply, &self.metrics);
-        }
-        let online = self.slots.len() as u32;
-        let presence = serialise(&ServerMessage::Presence {
-            offset: self.meeting.offset,
-            online,
-        });
-        push(&mut self.slots[i], &presence, &self.metrics);
-    }
-
-    fn close_all(&mut self, code: &'static str, message: &str) {
+impl Drop for Room {
+    /// A room that goes away for any reason (closed, idle, a bug) lets its sessions go, so no
+    /// writer waits for frames that will never come.
+    fn drop(&mut self) {
         for slot in &self.slots {
-            slot.outbox.kick(code, message);
+            slot.outbox.kick(Kick::new(
+                "unavailable",
+                "the meeting closed on this server; reconnecting",
+            ));
         }
     }
 }
 
-fn rejection_frame(reference: u64, r: &Rejection) -> ServerMessage {
-    ServerMessage::Error {
-        reference: Some(reference),
-        code: r.code().into(),
-        message: r.to_string(),
-        retry_after_ms: r.retry_after_ms(),
-    }
+/// The first deadline after `now` on the grid `last + k * period`, so a late wake-up does not
+/// fire a burst of ticks.
+fn next_after(last: Instant, period: Duration, now: Instant) -> Instant {
+    let next = last + period;
+    if next > now { next } else { now + period }
 }
 
-/// Queues a frame for one session; on overflow marks it lagging instead of waiting.
-/// Returns whether the frame was queued.
-fn push(slot: &mut Slot, bytes: &Utf8Bytes, metrics: &HubMetrics) -> bool {
-    if slot.lagging {
-        return false;
+fn push(slot: &Slot, frame: Outgoing, metrics: &HubMetrics) -> Pushed {
+    let pushed = slot.outbox.push(frame);
+    if pushed == Pushed::NowLagging {
+        metrics.resyncs.inc();
+        debug!(session_id = slot.id, "session fell behind; will resync");
     }
-    match slot.outbox.tx.try_send(bytes.clone()) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            slot.lagging = true;
-            slot.outbox.lagged.set();
-            metrics.resyncs.inc();
-            debug!(session_id = slot.id, "session fell behind; will resync");
-            false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    if pushed == Pushed::Kicked {
+        metrics.rejections.with_label_values(&["too_slow"]).inc();
     }
+    pushed
 }

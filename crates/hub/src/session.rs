@@ -1,18 +1,26 @@
-//! One WebSocket connection: handshake, reading and rate-limiting client frames, and writing
-//! the room's frames in batches (one flush per wake-up, not per frame).
+//! One WebSocket connection: the I/O around [`Inbound`] (what the client may send) and the
+//! session's [`Outbox`] (what the room sends it).
+//!
+//! The reader passes each client frame through `Inbound` and does what the verdict says; the
+//! writer takes what the room queued and writes it with one flush per batch. A kick (ban,
+//! deletion, shutdown, abuse, too slow) ends both, even while a write is blocked on a client
+//! that stopped reading.
 
-use crate::room::{Join, JoinError, Kick, Lagged, Outbox, RoomMsg, SessionId};
-use crate::{Hub, HubError, RoomHandle, TokenBucket};
+use crate::actor::{RoomHandle, RoomMsg};
+use crate::inbound::{Hello, Inbound, Incoming, Verdict};
+use crate::outbox::{Kick, Next, Outbox, Outgoing};
+use crate::room::{Join, JoinError, SessionId};
+use crate::{Hub, HubError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, timeout};
-use townhall_core::wire::{ClientMessage, ServerMessage};
-use townhall_core::{MeetingId, Offset, ParticipantId};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::{Instant, sleep_until, timeout};
+use townhall_core::ParticipantId;
+use townhall_core::wire::ServerMessage;
 use tracing::{Instrument, debug, info_span, warn};
 
 /// Who is on the other end, as the server established it from the HTTP request.
@@ -27,35 +35,39 @@ pub struct Identity {
 const CLOSE_POLICY: u16 = 1008;
 /// Frames a writer takes from its outbox per flush.
 const WRITE_BATCH: usize = 256;
+/// How long a goodbye may take on a client that is not reading.
+const BYE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn frame(msg: &ServerMessage) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).expect("wire types always serialise"))
 }
 
-async fn bye_and_close(sink: &mut SplitSink<WebSocket, Message>, code: &str, message: &str) {
-    let _ = sink
-        .feed(Message::Text(frame(&ServerMessage::error(
-            None, code, message,
-        ))))
-        .await;
-    let _ = sink
-        .feed(Message::Text(frame(&ServerMessage::Bye {
-            code: code.into(),
-            message: message.into(),
-        })))
-        .await;
+/// Says why and closes, not waiting long for a client that may not be reading.
+async fn bye_and_close(sink: &mut SplitSink<WebSocket, Message>, kick: &Kick, close_code: u16) {
+    let bye = frame(&ServerMessage::Bye {
+        code: kick.code.into(),
+        message: kick.message.clone(),
+    });
     let close = CloseFrame {
-        code: CLOSE_POLICY,
-        reason: Utf8Bytes::from(code.to_owned()),
+        code: close_code,
+        reason: Utf8Bytes::from(kick.code.to_owned()),
     };
-    let _ = sink.send(Message::Close(Some(close))).await;
+    let _ = timeout(BYE_TIMEOUT, async {
+        sink.feed(Message::Text(bye)).await?;
+        sink.send(Message::Close(Some(close))).await
+    })
+    .await;
 }
 
-struct Hello {
-    meeting: MeetingId,
-    since: Option<Offset>,
-    token: Option<String>,
-    session: Option<String>,
+/// Refuses a connection before it joined: an `error` (for clients that only read errors) and
+/// a `bye`.
+async fn refuse(hub: &Hub, sink: &mut SplitSink<WebSocket, Message>, kick: Kick) {
+    if kick.code != "closed" {
+        hub.metrics.rejections.with_label_values(&[kick.code]).inc();
+    }
+    let error = frame(&ServerMessage::error(None, kick.code, kick.message.clone()));
+    let _ = timeout(BYE_TIMEOUT, sink.feed(Message::Text(error))).await;
+    bye_and_close(sink, &kick, CLOSE_POLICY).await;
 }
 
 /// Serves one WebSocket until it closes.
@@ -67,19 +79,14 @@ pub async fn serve(hub: Arc<Hub>, socket: WebSocket, identity: Identity) {
         .await
 }
 
-async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, session_id: SessionId) {
+async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, session: SessionId) {
     let (mut sink, mut stream) = socket.split();
     if !hub.admit_ip(identity.ip) {
-        hub.metrics
-            .rejections
-            .with_label_values(&["too_many_connections"])
-            .inc();
-        bye_and_close(
-            &mut sink,
+        let kick = Kick::new(
             "too_many_connections",
             "too many connections from your network",
-        )
-        .await;
+        );
+        refuse(&hub, &mut sink, kick).await;
         return;
     }
     hub.metrics.connections.inc();
@@ -87,14 +94,11 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
         hub: hub.clone(),
         ip: identity.ip,
     };
-
-    let hello = match read_hello(&hub, &mut stream).await {
-        Ok(h) => h,
-        Err((code, message)) => {
-            if code != "closed" {
-                hub.metrics.rejections.with_label_values(&[code]).inc();
-            }
-            bye_and_close(&mut sink, code, &message).await;
+    let mut inbound = Inbound::new(&hub.config, Instant::now());
+    let hello = match read_hello(&hub, &mut stream, &mut inbound, identity.ip).await {
+        Ok(hello) => hello,
+        Err(kick) => {
+            refuse(&hub, &mut sink, kick).await;
             return;
         }
     };
@@ -104,98 +108,54 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
         .as_deref()
         .and_then(|s| hub.session_key.verify(s))
         .unwrap_or(identity.participant);
-    let (tx, rx) = mpsc::channel(hub.config.outbox_frames);
-    let lagged = Arc::new(Lagged::default());
-    let (kick, kicked) = watch::channel(None);
-    let kick = Arc::new(kick);
-    let outbox = Outbox {
-        tx: tx.clone(),
-        lagged: lagged.clone(),
-        kick: kick.clone(),
-    };
+    let outbox = Arc::new(Outbox::new(hub.config.outbox_frames));
     let session_token = hub.session_key.sign(&participant);
-    // A room that has just stopped for being idle is loaded again: try a few times.
-    let mut joined_room = None;
-    for _ in 0..3 {
-        let room = match hub.room(&hello.meeting).await {
-            Ok(room) => room,
-            Err(HubError::NoMeeting) => {
-                bye_and_close(
-                    &mut sink,
-                    "no_meeting",
-                    "there is no meeting with this link",
-                )
-                .await;
-                return;
-            }
-            Err(HubError::Store(e)) => {
-                warn!(error = %e, "could not load meeting");
-                bye_and_close(
-                    &mut sink,
-                    "unavailable",
-                    "the meeting cannot be loaded right now",
-                )
-                .await;
-                return;
-            }
-        };
-        let (reply, joined) = oneshot::channel();
-        let join = Join {
-            session: session_id,
-            participant: participant.clone(),
-            session_token: session_token.clone(),
-            token: hello.token.clone(),
-            since: hello.since,
-            outbox: outbox.clone(),
+    let joined = hub
+        .ask_room(&hello.meeting, |reply| RoomMsg::Join {
+            join: Box::new(Join {
+                session,
+                participant: participant.clone(),
+                session_token: session_token.clone(),
+                token: hello.token.clone(),
+                since: hello.since,
+                outbox: outbox.clone(),
+            }),
             reply,
-        };
-        if !room.send(RoomMsg::Join(Box::new(join))).await {
-            continue;
+        })
+        .await;
+    let room = match joined {
+        Ok((room, Ok(_role))) => room,
+        Ok((_, Err(JoinError::BadToken))) => {
+            let kick = Kick::new("bad_token", "this moderator or studio link is not valid");
+            refuse(&hub, &mut sink, kick).await;
+            return;
         }
-        match joined.await {
-            Ok(Ok(_role)) => {
-                joined_room = Some(room);
-                break;
-            }
-            Ok(Err(JoinError::BadToken)) => {
-                hub.metrics
-                    .rejections
-                    .with_label_values(&["bad_token"])
-                    .inc();
-                bye_and_close(
-                    &mut sink,
-                    "bad_token",
-                    "this moderator or studio link is not valid",
-                )
-                .await;
-                return;
-            }
-            Ok(Err(JoinError::Banned)) => {
-                bye_and_close(
-                    &mut sink,
-                    "banned",
-                    "a moderator has removed you from this meeting",
-                )
-                .await;
-                return;
-            }
-            Err(_) => continue,
+        Ok((_, Err(JoinError::Banned))) => {
+            let kick = Kick::new("banned", "a moderator has removed you from this meeting");
+            refuse(&hub, &mut sink, kick).await;
+            return;
         }
-    }
-    let Some(room) = joined_room else {
-        bye_and_close(&mut sink, "unavailable", "the meeting closed; try again").await;
-        return;
+        Err(HubError::NoMeeting) => {
+            let kick = Kick::new("no_meeting", "there is no meeting with this link");
+            refuse(&hub, &mut sink, kick).await;
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "could not join meeting");
+            let kick = Kick::new("unavailable", "the meeting cannot be loaded right now");
+            refuse(&hub, &mut sink, kick).await;
+            return;
+        }
     };
+    inbound.joined(Instant::now());
     debug!(meeting_id = %hello.meeting, "joined");
 
     let writer = tokio::spawn(
         write_loop(
             sink,
-            rx,
-            lagged,
-            kicked.clone(),
+            outbox.clone(),
             room.clone(),
-            session_id,
+            session,
             hub.config.write_delay(),
         )
         .in_current_span(),
@@ -204,21 +164,15 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
         &hub,
         &mut stream,
         &room,
-        &tx,
         &outbox,
-        kicked,
-        session_id,
+        inbound,
+        session,
         identity.ip,
     )
     .await;
-    let _ = room
-        .send(RoomMsg::Leave {
-            session: session_id,
-        })
-        .await;
-    drop(tx);
-    drop(outbox);
-    // The writer ends when the room has dropped its end of the outbox too, or on a kick.
+    let _ = room.send(RoomMsg::Leave { session }).await;
+    // The writer ends once the room has let the session go (and it wrote the rest), or on a
+    // kick; a room that is gone has kicked it on the way.
     if timeout(Duration::from_secs(5), writer).await.is_err() {
         debug!("writer did not finish in time");
     }
@@ -236,304 +190,146 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Waits for the first frame, which must be `hello`.
+fn incoming(msg: &Message) -> Option<Incoming<'_>> {
+    match msg {
+        Message::Text(t) => Some(Incoming::Text(t.as_str())),
+        Message::Binary(_) => Some(Incoming::Binary),
+        Message::Ping(_) | Message::Pong(_) => Some(Incoming::Control),
+        Message::Close(_) => None,
+    }
+}
+
+/// Reads until the client's `hello`, within the one deadline of the handshake.
 async fn read_hello(
     hub: &Hub,
     stream: &mut SplitStream<WebSocket>,
-) -> Result<Hello, (&'static str, String)> {
-    let deadline = Duration::from_secs(hub.config.hello_timeout_secs);
-    loop {
-        let msg = match timeout(deadline, stream.next()).await {
-            Err(_) => return Err(("not_joined", "send hello first".into())),
-            Ok(None) | Ok(Some(Err(_))) => return Err(("closed", "connection closed".into())),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Close(_) => return Err(("closed", "connection closed".into())),
-            Message::Binary(_) => {
-                return Err(("malformed", "binary frames are not supported".into()));
-            }
-        };
-        if text.len() > hub.config.max_frame_bytes {
-            return Err((
-                "frame_too_large",
-                format!("frames are limited to {} bytes", hub.config.max_frame_bytes),
-            ));
-        }
-        return match serde_json::from_str::<ClientMessage>(&text) {
-            Ok(ClientMessage::Hello {
-                meeting,
-                since,
-                token,
-                session,
-            }) => Ok(Hello {
-                meeting,
-                since,
-                token,
-                session,
-            }),
-            Ok(_) => Err(("not_joined", "send hello first".into())),
-            Err(e) => Err(("malformed", malformed_message(&e))),
-        };
-    }
-}
-
-fn malformed_message(e: &serde_json::Error) -> String {
-    let mut s = format!("malformed frame: {e}");
-    s.truncate(300);
-    s
-}
-
-/// Why a client frame was refused; sent back as an `error` frame.
-struct Refusal {
-    code: &'static str,
-    message: String,
-    retry: Option<Duration>,
-    reference: Option<u64>,
-}
-
-impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry: None,
-            reference: None,
-        }
-    }
-
-    fn retry_after(mut self, wait: Duration) -> Self {
-        self.retry = Some(wait);
-        self
-    }
-
-    fn for_ref(mut self, reference: Option<u64>) -> Self {
-        self.reference = reference;
-        self
-    }
-
-    fn into_frame(self) -> ServerMessage {
-        ServerMessage::Error {
-            reference: self.reference,
-            code: self.code.into(),
-            message: self.message,
-            retry_after_ms: self.retry.map(|d| d.as_millis() as u64 + 1),
-        }
-    }
-}
-
-/// What became of an accepted client frame.
-enum Handled {
-    /// Passed on to the room, which answers it.
-    Forwarded,
-    Ping,
-    /// The room has stopped; the connection ends.
-    RoomGone,
-}
-
-/// The checks one joined connection applies to its client's frames.
-struct Reader<'a> {
-    hub: &'a Hub,
-    room: &'a RoomHandle,
-    session: SessionId,
+    inbound: &mut Inbound,
     ip: IpAddr,
-    frames: TokenBucket,
-    commands: TokenBucket,
-}
-
-impl Reader<'_> {
-    /// Checks one text frame (`None` for a binary one) and passes a command on to the room.
-    fn handle(&mut self, text: Option<&str>) -> Result<Handled, Refusal> {
-        let max = self.hub.config.max_frame_bytes;
-        let text =
-            text.ok_or_else(|| Refusal::new("malformed", "binary frames are not supported"))?;
-        if text.len() > max {
-            return Err(Refusal::new(
-                "frame_too_large",
-                format!("frames are limited to {max} bytes"),
-            ));
-        }
-        // Parsed before rate limiting, so a refused command still names its `ref`.
-        let msg: ClientMessage = serde_json::from_str(text)
-            .map_err(|e| Refusal::new("malformed", malformed_message(&e)))?;
-        let reference = match &msg {
-            ClientMessage::Cmd { reference, .. } => Some(*reference),
-            _ => None,
+) -> Result<Hello, Kick> {
+    let closed = || Kick::new("closed", "connection closed");
+    loop {
+        let msg = tokio::select! {
+            _ = sleep_until(inbound.deadline()) => return Err(inbound.on_deadline()),
+            msg = stream.next() => msg,
         };
-        self.frames.try_take(Instant::now()).map_err(|wait| {
-            Refusal::new("rate_limited", "too many frames; slow down")
-                .retry_after(wait)
-                .for_ref(reference)
-        })?;
-        match msg {
-            ClientMessage::Ping => Ok(Handled::Ping),
-            ClientMessage::Hello { .. } => Err(Refusal::new(
-                "already_joined",
-                "this connection has already joined",
-            )),
-            ClientMessage::Cmd { reference, cmd } => {
-                let limited = |wait| {
-                    Refusal::new("rate_limited", "too many commands; slow down")
-                        .retry_after(wait)
-                        .for_ref(Some(reference))
-                };
-                self.commands.try_take(Instant::now()).map_err(limited)?;
-                self.hub.take_ip_command(self.ip).map_err(limited)?;
-                let command = RoomMsg::Command {
-                    session: self.session,
-                    reference,
-                    command: cmd,
-                };
-                match self.room.tx.try_send(command) {
-                    Ok(()) => Ok(Handled::Forwarded),
-                    Err(mpsc::error::TrySendError::Full(_)) => Err(Refusal::new(
-                        "overloaded",
-                        "the meeting is very busy; try again",
-                    )
-                    .retry_after(Duration::from_secs(1))
-                    .for_ref(Some(reference))),
-                    Err(mpsc::error::TrySendError::Closed(_)) => Ok(Handled::RoomGone),
-                }
-            }
+        let msg = match msg {
+            None | Some(Err(_)) => return Err(closed()),
+            Some(Ok(msg)) => msg,
+        };
+        let Some(frame) = incoming(&msg) else {
+            return Err(closed());
+        };
+        match inbound.on_frame(frame, Instant::now(), || hub.take_ip_command(ip)) {
+            Verdict::Join(hello) => return Ok(hello),
+            Verdict::Close(kick) => return Err(kick),
+            Verdict::Ignore => {}
+            // Before joining every refusal closes; nothing else is answered.
+            Verdict::Reply(_) | Verdict::Command { .. } => {}
         }
     }
 }
 
 /// Reads client frames until the connection ends, is kicked, or misbehaves too long.
-#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     hub: &Hub,
     stream: &mut SplitStream<WebSocket>,
     room: &RoomHandle,
-    tx: &mpsc::Sender<Utf8Bytes>,
     outbox: &Outbox,
-    mut kicked: watch::Receiver<Option<Kick>>,
+    mut inbound: Inbound,
     session: SessionId,
     ip: IpAddr,
 ) {
-    let config = &hub.config;
-    let now = Instant::now();
-    let mut reader = Reader {
-        hub,
-        room,
-        session,
-        ip,
-        frames: TokenBucket::new(config.frames_per_sec, config.frame_burst, now),
-        commands: TokenBucket::new(config.commands_per_sec, config.command_burst, now),
-    };
-    let mut violations = 0u32;
-    let idle = Duration::from_secs(config.idle_timeout_secs);
-    // If the outbox is full the client is being resynced anyway; such a reply can go.
-    let reply = |msg: ServerMessage| {
-        let _ = tx.try_send(frame(&msg));
-    };
+    let mut kicked = outbox.watch_kick();
     loop {
-        let next = tokio::select! {
+        let msg = tokio::select! {
             _ = kicked.changed() => return,
-            next = timeout(idle, stream.next()) => next,
-        };
-        let msg = match next {
-            Err(_) => {
+            _ = sleep_until(inbound.deadline()) => {
                 debug!("idle timeout");
-                outbox.kick("idle", "no frames for too long");
+                outbox.kick(inbound.on_deadline());
                 return;
             }
-            Ok(None) | Ok(Some(Err(_))) => return,
-            Ok(Some(Ok(msg))) => msg,
+            msg = stream.next() => msg,
         };
-        let text = match msg {
-            Message::Text(t) => Some(t),
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => None,
+        let msg = match msg {
+            None | Some(Err(_)) => return,
+            Some(Ok(msg)) => msg,
         };
-        match reader.handle(text.as_ref().map(Utf8Bytes::as_str)) {
-            Ok(Handled::Forwarded) => violations = 0,
-            Ok(Handled::Ping) => {
-                violations = 0;
-                reply(ServerMessage::Pong);
-            }
-            Ok(Handled::RoomGone) => return,
-            Err(refusal) => {
-                hub.metrics
-                    .rejections
-                    .with_label_values(&[refusal.code])
-                    .inc();
-                reply(refusal.into_frame());
-                violations += 1;
-                if violations >= config.max_violations {
-                    warn!("closing connection after repeated refused frames");
-                    outbox.kick("protocol_violation", "too many refused frames in a row");
-                    return;
+        let Some(incoming) = incoming(&msg) else {
+            return;
+        };
+        let verdict = inbound.on_frame(incoming, Instant::now(), || hub.take_ip_command(ip));
+        let verdict = match verdict {
+            Verdict::Command { reference, command } => {
+                let msg = RoomMsg::Command {
+                    session,
+                    reference,
+                    command,
+                };
+                match room.try_send(msg) {
+                    Ok(()) => continue,
+                    Err(TrySendError::Full(_)) => inbound.overloaded(reference),
+                    Err(TrySendError::Closed(_)) => return,
                 }
+            }
+            other => other,
+        };
+        match verdict {
+            Verdict::Reply(reply) => {
+                if let ServerMessage::Error { code, .. } = &reply {
+                    hub.metrics.rejections.with_label_values(&[code]).inc();
+                }
+                outbox.push(Outgoing::Reply(frame(&reply)));
+            }
+            Verdict::Close(kick) => {
+                hub.metrics.rejections.with_label_values(&[kick.code]).inc();
+                warn!(code = kick.code, "closing connection");
+                outbox.kick(kick);
+                return;
+            }
+            Verdict::Ignore => {}
+            Verdict::Join(_) | Verdict::Command { .. } => {
+                unreachable!("a joined connection's hello is refused; commands were sent")
             }
         }
     }
 }
 
-/// Whether a queued frame is a reply to a command; replies survive a resync.
-fn is_reply(frame: &Utf8Bytes) -> bool {
-    let s = frame.as_str();
-    s.starts_with("{\"t\":\"ack\"") || s.starts_with("{\"t\":\"error\"")
-}
-
-/// Writes queued frames: everything available at one wake-up goes out with a single flush.
-/// A kick ends the connection with a `bye`, even while a write is blocked on a client that
-/// stopped reading.
+/// Writes what the room queued: everything available at one wake-up goes out with a single
+/// flush. A kick ends the connection with a `bye`, even while a write is blocked on a client
+/// that stopped reading.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
-    lagged: Arc<Lagged>,
-    mut kicked: watch::Receiver<Option<Kick>>,
+    outbox: Arc<Outbox>,
     room: RoomHandle,
     session: SessionId,
     write_delay: Duration,
 ) {
-    // Starts empty: `recv_many` reserves a small block, and most connections never need more.
+    let mut kicked = outbox.watch_kick();
+    // Starts empty: most connections never need a large batch.
     let mut batch = Vec::new();
     loop {
-        let n = tokio::select! {
-            biased;
-            _ = kicked.changed() => break,
-            n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
-            // Told to resync while nothing was queued: handled below with an empty batch.
-            _ = lagged.wait() => usize::MAX,
-        };
-        if n == 0 {
-            let _ = sink.close().await;
-            return;
+        match outbox.next(&mut batch, WRITE_BATCH).await {
+            Next::Write => {}
+            Next::Resync => {
+                if !room.send(RoomMsg::Resync { session }).await {
+                    break;
+                }
+                continue;
+            }
+            Next::Kicked(kick) => {
+                bye_and_close(&mut sink, &kick, 1000).await;
+                return;
+            }
+            Next::Closed => {
+                let _ = timeout(BYE_TIMEOUT, sink.close()).await;
+                return;
+            }
         }
-        if !write_delay.is_zero() && !batch.is_empty() && batch.len() < WRITE_BATCH {
+        if !write_delay.is_zero() && batch.len() < WRITE_BATCH {
             // Let the frames of the same burst join this write: one syscall for all of them.
-            tokio::select! {
-                biased;
-                _ = kicked.changed() => break,
-                _ = tokio::time::sleep(write_delay) => {}
-            }
-            while batch.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(frame) => batch.push(frame),
-                    Err(_) => break,
-                }
-            }
-        }
-        if lagged.is_set() {
-            // What is queued has a gap; drop it (but not replies to commands) and ask for a
-            // fresh snapshot. The room queues nothing more for us until it has answered.
-            batch.retain(is_reply);
-            while let Ok(frame) = rx.try_recv() {
-                if is_reply(&frame) {
-                    batch.push(frame);
-                }
-            }
-            if !room.send(RoomMsg::Resync { session }).await {
-                break;
-            }
-        }
-        if batch.is_empty() {
-            continue;
+            tokio::time::sleep(write_delay).await;
+            let room_left = WRITE_BATCH - batch.len();
+            outbox.take_frames(&mut batch, room_left);
         }
         let written = tokio::select! {
             biased;
@@ -546,22 +342,8 @@ async fn write_loop(
             Some(Err(_)) => return,
         }
     }
-    // Kicked: say why, but don't wait long for a client that may not be reading.
-    let kick = kicked.borrow().clone();
-    if let Some(kick) = kick {
-        let bye = frame(&ServerMessage::Bye {
-            code: kick.code.into(),
-            message: kick.message,
-        });
-        let close = CloseFrame {
-            code: 1000,
-            reason: Utf8Bytes::from(kick.code.to_owned()),
-        };
-        let _ = timeout(Duration::from_secs(2), async {
-            sink.feed(Message::Text(bye)).await?;
-            sink.send(Message::Close(Some(close))).await
-        })
-        .await;
+    if let Some(kick) = outbox.kicked() {
+        bye_and_close(&mut sink, &kick, 1000).await;
     }
 }
 

@@ -152,11 +152,20 @@ pub async fn run(
     info!(addr = %local, data_dir = %app.config.data_dir.display(), "townhall listening");
     let retention = tokio::spawn(retention::run(app.clone()));
     let hub = app.hub.clone();
+    let send_buffer = app.config.hub.socket_send_buffer;
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     // Frames are small and already batched per flush: Nagle's algorithm would only add delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        // A bounded kernel buffer: a client that stops reading fills it quickly, its queue
+        // overflows and it is resynced, instead of megabytes of stale frames piling up in the
+        // kernel (see docs/ARCHITECTURE.md, "The slow-reader stall").
+        if send_buffer > 0
+            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+        {
+            tracing::debug!(error = %e, "cannot set SO_SNDBUF");
         }
     });
     axum::serve(listener, service)

@@ -57,6 +57,9 @@ pub fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
     peer.ip()
 }
 
+/// Unwritten bytes one connection's WebSocket layer may hold.
+const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+
 async fn upgrade(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -76,6 +79,9 @@ async fn upgrade(
         // A connection's write buffer keeps the capacity of the largest batch it wrote; write
         // out early so it stays small (snapshots come in bounded parts for the same reason).
         .write_buffer_size(4 * 1024)
+        // What the WebSocket layer may hold unwritten (pongs to a client that never reads
+        // pile up here): past it the connection fails instead of growing.
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| session::serve(hub, socket, identity))

@@ -281,6 +281,15 @@ async fn a_client_that_stops_reading_is_resynced_and_stalls_nobody() {
             .any(|f| matches!(f, ServerMessage::Resync { .. })),
         "expected a resync"
     );
+    // What it had to read before the snapshot is bounded by the connection's send buffer
+    // (64 KiB, doubled by Linux: a few hundred of these frames), not by the kernel's
+    // autotuning (megabytes: thousands of frames, read through a 4 KiB window at ~10 KB/s —
+    // the stall of docs/ARCHITECTURE.md).
+    assert!(
+        slow.received.len() < 1_000,
+        "the slow client read {} frames",
+        slow.received.len()
+    );
     let without_you = |c: &Client| townhall_core::client::ClientView {
         you: None,
         ..c.view.comparable()
