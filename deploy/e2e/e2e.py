@@ -265,8 +265,9 @@ def qa_flow(proxy, cafile, created, nodes):
     moderator_token = created["moderator_url"].split("#", 1)[1]
     argv = [
         "node", "--experimental-websocket", "--no-warnings", str(ROOT / "deploy" / "e2e" / "qa_client.mjs"),
-        "--base", proxy, "--meeting", created["id"], "--moderator-token", moderator_token,
-        "--nodes", ",".join(n.base for n in nodes),
+        # `=`: a token may start with "-".
+        f"--base={proxy}", f"--meeting={created['id']}", f"--moderator-token={moderator_token}",
+        "--nodes=" + ",".join(n.base for n in nodes),
     ]
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=4 * TIMEOUT,

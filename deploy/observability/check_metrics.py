@@ -144,7 +144,7 @@ def check_exported(urls, fresh):
         if fresh:
             print(f"metrics: {name} not exported yet (appears once {LAZY[name]})")
         else:
-            bad.append(f"every node: {name} (appears once {LAZY[name]})")
+            bad.append(f"no node: {name} (appears once {LAZY[name]})")
     for item in bad:
         print(f"metrics: used by the dashboard or the rules but not exported: {item}")
     if not bad:
