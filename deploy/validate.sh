@@ -9,7 +9,8 @@
 #   kubernetes-validate      kubernetes/**.yaml (and kubectl kustomize, where kubectl exists)
 #   promtool check config / check rules   observability/ (and the dashboard's queries)
 #   check_metrics.py         every metric the dashboard and the rules use, on a fresh node
-#   deploy/e2e/e2e.py        Caddy + node(s) + Prometheus, Q&A, X-Forwarded-For, WHIP/WHEP
+#   deploy/e2e/e2e.py        Caddy, then nginx, in front of the node(s) + Prometheus: Q&A,
+#                            X-Forwarded-For, WHIP/WHEP, targets, rules, dashboard queries
 #
 # Installs what it needs when missing: caddy, nginx, prometheus, docker-compose, redis-server
 # (apt) and a venv in target/deploy-venv (pip: deploy/requirements.txt). Uses
@@ -171,7 +172,9 @@ node_pid=
 if [ "${DEPLOY_SKIP_E2E:-}" = 1 ]; then
   step "end-to-end test skipped (DEPLOY_SKIP_E2E=1)"
 else
-  step "end-to-end test on loopback"
-  TOWNHALL_BIN="$bin" "$py" deploy/e2e/e2e.py
+  for proxy in caddy nginx; do
+    step "end-to-end test on loopback, through $proxy"
+    E2E_PROXY=$proxy TOWNHALL_BIN="$bin" "$py" deploy/e2e/e2e.py
+  done
 fi
 echo "deploy: all checks passed"

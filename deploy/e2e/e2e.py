@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end test of the deploy/ files on loopback, with real processes:
 
-    Caddy (deploy/proxy/Caddyfile, TLS from Caddy's internal CA)
+    Caddy (deploy/proxy/Caddyfile, TLS from Caddy's internal CA) or nginx (E2E_PROXY=nginx)
       -> townhall nodes (two sharing Redis when the binary has --redis, else one on SQLite)
     Prometheus (deploy/observability/prometheus.yml and alerts.yml) scraping every node
 
@@ -21,8 +21,9 @@ and through the proxy only:
 
 Nothing leaves 127.0.0.1. Needs caddy, prometheus, node (20+), redis-server (two-node mode),
 and a Python with aiortc, av and PyYAML (deploy/validate.sh makes that venv and runs this).
-Environment: TOWNHALL_BIN (default target/debug/townhall), E2E_TIMEOUT (seconds per wait,
-default 30), E2E_KEEP=1 keeps the temp dir with every log. Exit code 0 on success.
+Environment: TOWNHALL_BIN (default target/debug/townhall), E2E_PROXY (caddy, the default, or
+nginx: deploy/proxy/nginx/townhall.conf with a self-signed certificate), E2E_TIMEOUT (seconds
+per wait, default 30), E2E_KEEP=1 keeps the temp dir with every log. Exit code 0 on success.
 """
 
 import asyncio
@@ -49,6 +50,7 @@ TIMEOUT = float(os.environ.get("E2E_TIMEOUT", "30"))
 BIN = os.environ.get("TOWNHALL_BIN") or str(ROOT / "target" / "debug" / "townhall")
 OBSERVABILITY = ROOT / "deploy" / "observability"
 MAX_SESSIONS_PER_IP = 3
+PROXY = os.environ.get("E2E_PROXY", "caddy")
 
 
 class Failure(Exception):
@@ -197,6 +199,12 @@ def start_nodes(procs, tmp, proxy_url, admin_token):
         wait_until("redis", lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True)
         extra = ["--redis", f"redis://127.0.0.1:{port}/"]
         count = 2
+    # Every node must sign citizens' sessions with the same key (a citizen who reconnects to
+    # another node is still the same person): the same session.key in each data dir.
+    key = secrets.token_bytes(32)
+    for i in range(count):
+        (tmp / f"node{i + 1}").mkdir()
+        (tmp / f"node{i + 1}" / "session.key").write_bytes(key)
     nodes = [Node(procs, f"node{i + 1}", config, extra, env) for i in range(count)]
     for node in nodes:
         wait_until(f"{node.name}'s address in its log", node.find_address)
@@ -224,6 +232,48 @@ def start_caddy(procs, tmp, nodes, https_port):
     wait_until("Caddy's internal CA", cafile.exists)
     wait_until("the proxy to serve the pages over TLS", lambda: request("GET", url + "/", cafile=str(cafile))[0] == 200)
     return url, str(cafile)
+
+
+def start_nginx(procs, tmp, nodes, https_port):
+    """nginx with deploy/proxy/nginx/townhall.conf, edited as an operator would: the nodes'
+    addresses, the ports, a self-signed certificate for 127.0.0.1, paths under tmp."""
+    d = tmp / "nginx"
+    d.mkdir()
+    subprocess.run([
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", str(d / "privkey.pem"), "-out", str(d / "fullchain.pem"),
+    ], check=True, capture_output=True)
+    text = (ROOT / "deploy" / "proxy" / "nginx" / "townhall.conf").read_text()
+    addrs = [n.base.removeprefix("http://") for n in nodes]
+
+    def sub(pattern, replacement, count_wanted):
+        nonlocal text
+        text, n = re.subn(pattern, replacement, text, flags=re.M)
+        check(n == count_wanted, f"nginx/townhall.conf: {pattern!r} matched {n} times, want {count_wanted}")
+
+    general = "".join(f"    server {a} max_fails=2 fail_timeout=10s;\n" for a in addrs)
+    media = f"    server {addrs[0]} max_fails=2 fail_timeout=10s;\n" + "".join(f"    server {a} backup;\n" for a in addrs[1:])
+    sub(r"(upstream townhall \{\n    least_conn;\n)    server .*\n    # server .*\n", lambda m: m.group(1) + general, 1)
+    sub(r"(upstream townhall_media \{\n)    server .*\n    # server .*\n", lambda m: m.group(1) + media, 1)
+    sub(r"^    listen \[::\]:.*\n", "", 2)
+    sub(r"^    listen 80;", f"    listen 127.0.0.1:{free_port()};", 1)
+    sub(r"^    listen 443 ssl http2;", f"    listen 127.0.0.1:{https_port} ssl http2;", 1)
+    sub(r"server_name moede\.kommune\.dk;", "server_name 127.0.0.1;", 2)
+    sub(r"/etc/ssl/townhall/", f"{d}/", 2)
+    sub(r"/var/log/nginx/", f"{d}/", 1)
+    (d / "townhall.conf").write_text(text)
+    (d / "nginx.conf").write_text(
+        f"pid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\nevents {{}}\nhttp {{\n"
+        f"  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n"
+        f"  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n"
+        f"  include {d}/townhall.conf;\n}}\n"
+    )
+    procs.start("nginx", ["nginx", "-c", str(d / "nginx.conf"), "-p", str(d), "-e", str(d / "error.log")])
+    url = f"https://127.0.0.1:{https_port}"
+    cafile = str(d / "fullchain.pem")
+    wait_until("the proxy to serve the pages over TLS", lambda: request("GET", url + "/", cafile=cafile)[0] == 200)
+    return url, cafile
 
 
 def start_prometheus(procs, tmp, nodes):
@@ -355,8 +405,14 @@ def run(procs, tmp):
          + (" (sharing Redis)" if len(nodes) > 1 else " (SQLite; this binary has no --redis)"))
     prometheus = start_prometheus(procs, tmp, nodes)
 
-    proxy, cafile = start_caddy(procs, tmp, nodes, https_port)
-    step(f"Caddy serves {proxy} with its internal CA")
+    if PROXY == "nginx":
+        proxy, cafile = start_nginx(procs, tmp, nodes, https_port)
+        step(f"nginx serves {proxy} with a self-signed certificate")
+    else:
+        proxy, cafile = start_caddy(procs, tmp, nodes, https_port)
+        step(f"Caddy serves {proxy} with its internal CA")
+    status, _, _ = request("GET", proxy + "/metrics", cafile=cafile)
+    check(status == 404, f"the proxy serves /metrics to the internet: {status}")
 
     created = organizer(proxy, cafile, admin_token)
     qa = qa_flow(proxy, cafile, created, nodes)
@@ -449,7 +505,7 @@ def main():
         print(f"e2e: logs kept in {tmp}", file=sys.stderr)
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"deploy e2e {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
+    print(f"deploy e2e ({PROXY}) {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
     return 0 if ok else 1
 
 
