@@ -1,5 +1,9 @@
-//! The one conformance suite every `EventLog` engine must pass, plus SQLite-only checks of the
-//! file itself (reopening, the stored format, corruption, schema versions).
+//! The one conformance suite every `EventLog` engine must pass (memory, SQLite, Redis), plus
+//! SQLite-only checks of the file itself (reopening, the stored format, corruption, schema
+//! versions). The Redis cases use `REDIS_URL` (default redis://127.0.0.1:6379) with a key prefix
+//! per test; they skip, saying so, when it does not answer, unless `TOWNHALL_REQUIRE_REDIS=1`.
+
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -603,7 +607,8 @@ fn sqlite() -> (Arc<dyn EventLog>, Option<TempDir>) {
     (Arc::new(log), Some(dir))
 }
 
-/// Runs every case of the suite against every engine, each case on a fresh store.
+/// Runs every case of the suite against every engine, each case on a fresh store (for Redis: a
+/// fresh key prefix, deleted after the case passed).
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod memory_engine {
@@ -621,6 +626,16 @@ macro_rules! conformance {
                 async fn $case() {
                     let (log, _dir) = super::sqlite();
                     super::$case(log).await;
+                }
+            )*
+        }
+        mod redis_engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(log) = super::common::shared_redis().await else { return };
+                    super::$case(std::sync::Arc::new(log.clone())).await;
+                    log.delete_everything().await.unwrap();
                 }
             )*
         }
