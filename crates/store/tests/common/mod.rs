@@ -43,9 +43,14 @@ fn rand_suffix() -> u32 {
 /// A log on the shared Redis under a fresh prefix, or `None` (the test is skipped, saying so)
 /// when Redis does not answer — unless `TOWNHALL_REQUIRE_REDIS=1`, which makes that a failure.
 pub async fn shared_redis() -> Option<RedisLog> {
+    shared_redis_with_config().await.map(|(log, _)| log)
+}
+
+/// [`shared_redis`] with its config, to connect more handles (nodes) to the same prefix.
+pub async fn shared_redis_with_config() -> Option<(RedisLog, RedisConfig)> {
     let config = RedisConfig::new(redis_url()).with_prefix(unique_prefix());
     match RedisLog::connect(&config).await {
-        Ok(log) => Some(log),
+        Ok(log) => Some((log, config)),
         Err(e) if redis_required() => {
             panic!(
                 "TOWNHALL_REQUIRE_REDIS=1 but redis at {} does not answer: {e}",
