@@ -30,7 +30,9 @@ mod status;
 pub use feed::{CommittedBatch, FeedItem, Subscription};
 pub use memory::MemoryLog;
 pub use presence::{LocalPresence, PresenceBoard};
-pub use redis::{RedisConfig, RedisLog, RedisPresence, SharedValue, check_redis_url};
+pub use redis::{
+    RedisConfig, RedisLog, RedisPresence, SharedValue, check_redis_url, redact_redis_url,
+};
 pub use sqlite::{Durability, SqliteLog};
 
 use async_trait::async_trait;
