@@ -21,8 +21,8 @@ fn event(i: u64) -> Event {
             text: "Hvornår bliver der bygget den nye cykelsti langs Usserød Kongevej, og hvem \
                    betaler for vedligeholdelsen?"
                 .into(),
-            anonymous: i % 3 == 0,
-            author_name: (i % 3 != 0).then(|| "Karen Jensen".to_owned()),
+            anonymous: i.is_multiple_of(3),
+            author_name: (!i.is_multiple_of(3)).then(|| "Karen Jensen".to_owned()),
         },
         5..=64 => EventKind::VoteCast { question: q },
         65..=89 => EventKind::CommentPosted {
@@ -51,7 +51,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = RedisLog::connect(&RedisConfig::new(&url).with_prefix(&prefix)).await?;
     println!("| events | batch | MEMORY USAGE | bytes per event | stored JSON per event |");
     println!("|---:|---:|---:|---:|---:|");
-    for (events, batch) in [(0u64, 1u64), (1_000, 20), (10_000, 20), (100_000, 20), (10_000, 1)] {
+    for (events, batch) in [
+        (0u64, 1u64),
+        (1_000, 20),
+        (10_000, 20),
+        (100_000, 20),
+        (10_000, 1),
+    ] {
         let id = MeetingId::parse(format!("m{events}x{batch}"))?;
         let record = MeetingRecord {
             id: id.clone(),
@@ -76,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             last = log.append(&id, last, &chunk).await?;
         }
         let bytes = log.memory_usage(&id).await?;
-        let per = |n: u64| if events == 0 { "–".into() } else { format!("{}", n / events) };
+        let per = |n: u64| n.checked_div(events).map_or("–".into(), |v| v.to_string());
         println!(
             "| {events} | {batch} | {bytes} B ({:.1} MiB) | {} | {} |",
             bytes as f64 / 1_048_576.0,
