@@ -74,8 +74,9 @@ pub enum StoreError {
     Backend(String),
     /// The storage cannot be reached now (Redis down, restarting or failing over). Retryable:
     /// it comes back by itself. For `append`, the batch was not committed, except when the
-    /// connection broke after the request was sent and the outcome could not be checked (the
-    /// message says so); then a later `Conflict` or read tells.
+    /// request was sent and its reply lost and the batch could not be found in the log (the
+    /// message says "outcome unknown"): then it may still be committed, which a later
+    /// `Conflict` or read tells.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
 }

@@ -485,3 +485,70 @@ async fn redis_killed_and_restarted_loses_nothing_acknowledged() {
         stored.len()
     );
 }
+
+/// An append whose reply is lost (Redis holds it past the response timeout: `CLIENT PAUSE
+/// WRITE` on a private redis-server) is reported as retryable with an unknown outcome, not as a
+/// plain failure. Retrying with the same expected offset then either commits it (the held
+/// request was dropped with its connection) or conflicts with the batch already in the log;
+/// either way the log holds it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_whose_reply_is_lost_reports_an_unknown_outcome() {
+    let Some(redis) = OwnRedis::start() else {
+        return;
+    };
+    let mut config = RedisConfig::new(redis.url()).with_prefix("th-lost-reply");
+    config.response_timeout = Duration::from_millis(300);
+    let log = RedisLog::connect(&config).await.unwrap();
+    let m = mid("m");
+    log.create_meeting(&record("m"), &comments(1, 1))
+        .await
+        .unwrap();
+
+    // Hold every write for 2 s; reads go on.
+    let admin = redis::Client::open(redis.url()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2_000)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let batch = comments(2, 2);
+    match log.append(&m, 1, &batch).await {
+        Err(e @ StoreError::Unavailable(_)) => {
+            assert!(e.to_string().contains("outcome unknown"), "{e}")
+        }
+        other => panic!("expected an unknown outcome, got {other:?}"),
+    }
+
+    let deadline = Instant::now() + WAIT;
+    let outcome = loop {
+        match log.append(&m, 1, &batch).await {
+            Ok(last) => {
+                assert_eq!(last, 3);
+                break "the held append was dropped; the retry committed it";
+            }
+            Err(StoreError::Conflict { actual, .. }) => {
+                assert_eq!(actual, 3);
+                break "the held append committed; the retry conflicted with it";
+            }
+            Err(e) if e.is_retryable() => {
+                assert!(
+                    Instant::now() < deadline,
+                    "redis never took the append: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    };
+    let read = log.read(&m, 0, 10).await.unwrap();
+    let mut expected = comments(1, 1);
+    expected.extend(batch);
+    assert_eq!(
+        read.into_iter().map(|r| r.event).collect::<Vec<_>>(),
+        expected
+    );
+    eprintln!("lost reply: {outcome}");
+}

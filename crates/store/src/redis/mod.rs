@@ -273,49 +273,31 @@ impl RedisLog {
         Ok(deleted)
     }
 
-    /// After an append failed with the request possibly sent: was the batch committed anyway?
-    /// `Ok(true)`: yes (the entry after `expected` carries our batch id); `Ok(false)`: no, and
-    /// the log is still at `expected`; `Conflict` if another batch got there.
+    /// After an append failed with the request possibly sent: is the batch in the log? `true`
+    /// only when the entry after `expected` carries our batch id. `false` proves nothing: the
+    /// request may still be queued in Redis (a timeout) and run later.
     async fn committed_after_all(
         &self,
         keys: &MeetingKeys,
         expected: Offset,
         batch: &str,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
         let doing = "checking whether an interrupted append was committed";
-        let next = expected
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Backend("no offsets left".into()))?;
+        let Some(next) = expected.checked_add(1) else {
+            return Ok(false);
+        };
         let id = format!("{next}-0");
         let entries: Value = redis::cmd("XRANGE")
             .arg(&keys.log)
             .arg(&id)
             .arg(&id)
-            .query_async(&mut conn)
+            .query_async(&mut self.conn())
             .await
             .map_err(|e| redis_error(e, doing))?;
-        if let Some((_, fields)) = stream_entries(entries, doing)?.into_iter().next() {
-            if fields.get("b").map(String::as_str) == Some(batch) {
-                return Ok(true);
-            }
-            let actual = self.last_offset(keys).await?.unwrap_or(next);
-            return Err(StoreError::Conflict { expected, actual });
-        }
-        match self.last_offset(keys).await? {
-            None => Err(StoreError::UnknownMeeting),
-            Some(actual) if actual == expected => Ok(false),
-            Some(actual) => Err(StoreError::Conflict { expected, actual }),
-        }
-    }
-
-    async fn last_offset(&self, keys: &MeetingKeys) -> Result<Option<Offset>, StoreError> {
-        let raw: Option<String> = self
-            .conn()
-            .hget(&keys.meta, "last_offset")
-            .await
-            .map_err(|e| redis_error(e, "reading the last offset"))?;
-        raw.map(|s| parse_u64(&s, "last offset")).transpose()
+        Ok(stream_entries(entries, doing)?
+            .into_iter()
+            .next()
+            .is_some_and(|(_, fields)| fields.get("b").map(String::as_str) == Some(batch)))
     }
 
     async fn exists(&self, keys: &MeetingKeys) -> Result<bool, StoreError> {
@@ -410,19 +392,19 @@ impl EventLog for RedisLog {
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) if may_have_run(&e) && !events.is_empty() => {
-                // The script may have run although its reply was lost: find out, so that an
-                // acknowledged-but-unreported batch is not reported as failed (and resent).
+                // The script may have run although its reply was lost: if the batch is in the
+                // log, it is committed and says so. Otherwise the outcome stays unknown (the
+                // request may still be queued in Redis); the caller learns it from a `Conflict`
+                // or a read once Redis answers again.
                 let failure = redis_error(e, doing());
                 return match self.committed_after_all(&keys, expected, &batch).await {
                     Ok(true) => {
                         tracing::info!(%meeting, "an interrupted append had been committed");
                         Ok(expected + events.len() as Offset)
                     }
-                    Ok(false) => Err(failure),
-                    Err(StoreError::Unavailable(_)) => Err(StoreError::Unavailable(format!(
-                        "{failure}; whether the batch was committed is not known yet"
+                    Ok(false) | Err(_) => Err(StoreError::Unavailable(format!(
+                        "{failure}; the batch may still be committed (outcome unknown)"
                     ))),
-                    Err(other) => Err(other),
                 };
             }
             Err(e) => return Err(redis_error(e, doing())),
