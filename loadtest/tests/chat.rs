@@ -29,7 +29,7 @@ async fn start_server() -> Server {
     config.media.enabled = false;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (app, _) = townhall_server::build(config).unwrap();
+    let (app, _) = townhall_server::build(config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn({
         let app = app.clone();

@@ -66,7 +66,7 @@ mod tests {
             retention_days: 30,
             ..Config::default()
         };
-        let (app, _) = crate::build(config).unwrap();
+        let (app, _) = crate::build(config).await.unwrap();
         let hub = &app.hub;
         let ended = hub
             .create_meeting("Afsluttet møde")
