@@ -7,16 +7,20 @@
 
 use crate::outbox::Kick;
 use crate::room::{
-    ApiTicket, Append, CommandError, Committed, Join, JoinError, Origin, Pending, Room, SessionId,
+    ApiTicket, Append, CommandError, Committed, Foreign, Join, JoinError, Origin, Pending, Room,
+    SessionId,
 };
 use crate::{Clock, HubMetrics};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use townhall_core::{Actor, Command, MeetingId, Offset, Role};
-use townhall_store::{EventLog, StoreError};
-use tracing::{error, info, warn};
+use townhall_core::{Actor, Command, MeetingId, Offset, Recorded, Role};
+use townhall_store::feed::{self, FeedItem, Step};
+use townhall_store::{EventLog, PresenceBoard, StoreError, Subscription};
+use tracing::{debug, error, info, warn};
 
 /// Messages a room's actor takes.
 #[derive(Debug)]
@@ -47,6 +51,11 @@ pub enum RoomMsg {
     SetTokenHashes {
         moderator: String,
         studio: String,
+    },
+    /// The presence board's count over every node, reported when this node had `local`.
+    OnlineTotal {
+        total: u32,
+        local: u32,
     },
     /// Say goodbye to every session and stop (meeting deleted, node shutting down).
     Close {
@@ -97,36 +106,85 @@ impl RoomHandle {
     }
 }
 
-/// Starts the actor of `room` on `runtime`.
+/// What a room's actor talks to besides its room.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub log: Arc<dyn EventLog>,
+    pub clock: Arc<dyn Clock>,
+    pub presence: Arc<dyn PresenceBoard>,
+    pub metrics: HubMetrics,
+    pub max_batch: usize,
+    pub presence_interval: Duration,
+}
+
+/// Starts the actor of `room` on `runtime`. `feed` brings the events other nodes commit
+/// (subscribed before the room's state was read, so none falls between).
 pub fn spawn(
     room: Room,
-    log: Arc<dyn EventLog>,
-    clock: Arc<dyn Clock>,
-    metrics: HubMetrics,
-    max_batch: usize,
+    feed: Option<Subscription>,
+    services: Services,
     runtime: &tokio::runtime::Handle,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(ROOM_QUEUE);
     let span = tracing::info_span!("meeting", meeting_id = %room.id());
+    let local = Arc::new(AtomicU32::new(0));
+    let handle = RoomHandle { tx };
+    let reporter = report_presence(
+        room.id().clone(),
+        services.presence.clone(),
+        local.clone(),
+        handle.clone(),
+        services.presence_interval,
+    );
+    runtime.spawn(tracing::Instrument::instrument(reporter, span.clone()));
     let actor = RoomActor {
         room,
-        log,
-        clock,
-        metrics,
-        max_batch: max_batch.max(1),
+        feed,
+        local,
+        services,
         api: HashMap::new(),
         next_ticket: 0,
     };
     runtime.spawn(tracing::Instrument::instrument(actor.run(rx), span));
-    RoomHandle { tx }
+    handle
+}
+
+/// Tells the presence board how many sessions this node has, every presence interval, and
+/// the room how many there are over all nodes; withdraws this node when the room stops.
+async fn report_presence(
+    meeting: MeetingId,
+    board: Arc<dyn PresenceBoard>,
+    local: Arc<AtomicU32>,
+    room: RoomHandle,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if room.is_closed() {
+            break;
+        }
+        let now = local.load(Ordering::Relaxed);
+        match board.report(&meeting, now).await {
+            Ok(total) => {
+                let msg = RoomMsg::OnlineTotal { total, local: now };
+                if room.try_send(msg).is_err() && room.is_closed() {
+                    break;
+                }
+            }
+            Err(e) => debug!(error = %e, "presence not reported"),
+        }
+    }
+    let _ = board.report(&meeting, 0).await;
 }
 
 struct RoomActor {
     room: Room,
-    log: Arc<dyn EventLog>,
-    clock: Arc<dyn Clock>,
-    metrics: HubMetrics,
-    max_batch: usize,
+    feed: Option<Subscription>,
+    /// This node's sessions, for the presence reporter.
+    local: Arc<AtomicU32>,
+    services: Services,
     api: HashMap<ApiTicket, oneshot::Sender<Result<Offset, CommandError>>>,
     next_ticket: u64,
 }
@@ -135,7 +193,7 @@ impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
         let id = self.room.id().clone();
         info!(meeting_id = %id, offset = self.room.meeting().offset, "room started");
-        self.metrics.rooms.inc();
+        self.services.metrics.rooms.inc();
         let mut batch = Vec::with_capacity(64);
         loop {
             let deadline = self.room.poll_timeout();
@@ -148,19 +206,69 @@ impl RoomActor {
                         break;
                     }
                 }
-                n = rx.recv_many(&mut batch, self.max_batch) => {
+                item = next_item(&mut self.feed) => match item {
+                    Some(item) => self.follow(item).await,
+                    None => {
+                        warn!(meeting_id = %id, "the log's feed ended; other nodes' events arrive only with conflicts now");
+                        self.feed = None;
+                    }
+                },
+                n = rx.recv_many(&mut batch, self.services.max_batch) => {
                     if n == 0 {
                         break;
                     }
                     self.handle(&mut batch).await;
+                    self.local.store(self.room.sessions() as u32, Ordering::Relaxed);
                     if self.room.is_closed() {
                         break;
                     }
                 }
             }
         }
-        self.metrics.rooms.dec();
+        self.services.metrics.rooms.dec();
         info!(meeting_id = %id, offset = self.room.meeting().offset, "room stopped");
+    }
+
+    /// Applies what another node committed, reading from the log what the feed skipped.
+    async fn follow(&mut self, item: FeedItem) {
+        let applied = self.room.meeting().offset;
+        let events: Vec<Recorded> = match item {
+            FeedItem::CatchUp => match self.read_after(applied, Offset::MAX).await {
+                Some(events) => events,
+                None => return,
+            },
+            FeedItem::Committed(batch) => match feed::next_step(applied, &batch) {
+                Step::Duplicate => return,
+                Step::Apply { skip } => batch.events.into_iter().skip(skip).collect(),
+                Step::Fill { after, through } => {
+                    let Some(mut events) = self.read_after(after, through).await else {
+                        return;
+                    };
+                    events.extend(batch.events);
+                    events
+                }
+            },
+        };
+        match self.room.apply_foreign(events) {
+            Foreign::Applied | Foreign::Duplicate => {}
+            Foreign::Gap { after } => {
+                // Still a hole (the log was read before the other node's commit landed):
+                // read everything after it.
+                if let Some(events) = self.read_after(after, Offset::MAX).await {
+                    self.room.apply_foreign(events);
+                }
+            }
+        }
+    }
+
+    async fn read_after(&self, after: Offset, through: Offset) -> Option<Vec<Recorded>> {
+        match read_after(self.services.log.as_ref(), self.room.id(), after, through).await {
+            Ok(events) => Some(events),
+            Err(e) => {
+                warn!(meeting_id = %self.room.id(), error = %e, "cannot read the log to catch up; the next commit will");
+                None
+            }
+        }
     }
 
     /// One turn: decide and commit all commands of the batch, then the rest in order.
@@ -196,7 +304,7 @@ impl RoomActor {
             }
         }
         if !commands.is_empty() {
-            let mut append = self.room.decide(commands, self.clock.now());
+            let mut append = self.room.decide(commands, self.services.clock.now());
             while let Some(a) = append {
                 let outcome = self.append(a).await;
                 append = self.room.committed(outcome);
@@ -217,6 +325,7 @@ impl RoomActor {
                 RoomMsg::SetTokenHashes { moderator, studio } => {
                     self.room.set_token_hashes(moderator, studio)
                 }
+                RoomMsg::OnlineTotal { total, local } => self.room.set_online_total(total, local),
                 RoomMsg::Close { kick, done } => {
                     self.room.close(kick);
                     if let Some(done) = done {
@@ -235,16 +344,18 @@ impl RoomActor {
     async fn append(&self, append: Append) -> Committed {
         let id = self.room.id();
         let started = Instant::now();
-        match self.log.append(id, append.base, &append.events).await {
+        let log = self.services.log.as_ref();
+        match log.append(id, append.base, &append.events).await {
             Ok(_) => {
-                self.metrics
+                self.services
+                    .metrics
                     .append_seconds
                     .observe(started.elapsed().as_secs_f64());
                 Committed::Durable
             }
             Err(StoreError::Conflict { actual, .. }) => {
                 warn!(meeting_id = %id, expected = append.base, actual, "log moved on; deciding the batch again");
-                match read_after(self.log.as_ref(), id, append.base, actual).await {
+                match read_after(log, id, append.base, actual).await {
                     Ok(missed) => Committed::Conflict { missed },
                     Err(e) => Committed::Failed(e.to_string()),
                 }
@@ -254,6 +365,13 @@ impl RoomActor {
                 Committed::Failed(e.to_string())
             }
         }
+    }
+}
+
+async fn next_item(feed: &mut Option<Subscription>) -> Option<FeedItem> {
+    match feed {
+        Some(feed) => feed.recv().await,
+        None => std::future::pending().await,
     }
 }
 

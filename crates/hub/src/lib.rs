@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot};
 use townhall_core::{Actor, Command, Meeting, MeetingId, Offset, Timestamp};
-use townhall_store::{EventLog, MeetingRecord, StoreError};
+use townhall_store::{EventLog, LocalPresence, MeetingRecord, PresenceBoard, StoreError};
 
 /// Wall-clock time for events; a trait so tests can fix it.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
@@ -92,6 +92,7 @@ const MAX_IDLE_IPS: usize = 10_000;
 pub struct Hub {
     log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
+    presence: Arc<dyn PresenceBoard>,
     config: Arc<HubConfig>,
     metrics: HubMetrics,
     session_key: auth::SessionKey,
@@ -141,9 +142,29 @@ impl Hub {
         metrics: HubMetrics,
         session_key: auth::SessionKey,
     ) -> Arc<Self> {
+        Self::with_presence(
+            log,
+            clock,
+            Arc::new(LocalPresence),
+            config,
+            metrics,
+            session_key,
+        )
+    }
+
+    /// A hub whose rooms count sessions over every node on `presence`.
+    pub fn with_presence(
+        log: Arc<dyn EventLog>,
+        clock: Arc<dyn Clock>,
+        presence: Arc<dyn PresenceBoard>,
+        config: HubConfig,
+        metrics: HubMetrics,
+        session_key: auth::SessionKey,
+    ) -> Arc<Self> {
         Arc::new(Self {
             log,
             clock,
+            presence,
             config: Arc::new(config),
             metrics,
             session_key,
@@ -201,6 +222,8 @@ impl Hub {
 
     /// Replays a meeting's log into a room and starts its actor on the rooms' thread.
     async fn start_room(&self, id: &MeetingId) -> Result<RoomHandle, HubError> {
+        // Subscribed before reading, so no other node's commit falls between the two.
+        let feed = self.log.subscribe(id);
         let record = self.log.meeting(id).await?.ok_or(HubError::NoMeeting)?;
         let events = townhall_store::read_all(self.log.as_ref(), id).await?;
         let meeting = Meeting::replay(id.clone(), &events);
@@ -211,12 +234,18 @@ impl Hub {
             self.metrics.clone(),
             tokio::time::Instant::now(),
         );
+        let services = actor::Services {
+            log: self.log.clone(),
+            clock: self.clock.clone(),
+            presence: self.presence.clone(),
+            metrics: self.metrics.clone(),
+            max_batch: self.config.max_batch,
+            presence_interval: self.config.presence_interval(),
+        };
         Ok(actor::spawn(
             room,
-            self.log.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-            self.config.max_batch,
+            feed,
+            services,
             self.room_runtime.handle(),
         ))
     }

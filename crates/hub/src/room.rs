@@ -163,6 +163,8 @@ pub struct Room {
     dirty_tallies: BTreeSet<QuestionId>,
     dirty_polls: BTreeSet<PollId>,
     presence_sent: Option<u32>,
+    /// Sessions of this meeting on other nodes, as the presence board last said.
+    online_elsewhere: u32,
     /// Tallies of all public questions and counts of all polls at an offset, serialised once
     /// for resuming sessions.
     all_tallies: Option<(Offset, Vec<Utf8Bytes>)>,
@@ -229,6 +231,7 @@ impl Room {
             dirty_tallies: BTreeSet::new(),
             dirty_polls: BTreeSet::new(),
             presence_sent: None,
+            online_elsewhere: 0,
             all_tallies: None,
             next_tick: now + config.tick(),
             next_presence: now + config.presence_interval(),
@@ -319,7 +322,7 @@ impl Room {
                 );
             }
         }
-        frames.push(self.presence_frame(self.slots.len() as u32 + 1));
+        frames.push(self.presence_frame(self.online() + 1));
         // A join's first frames may exceed the queue (a long resume): deliver what fits, and
         // the overflow makes the session resync like any other.
         for bytes in frames {
@@ -381,7 +384,7 @@ impl Room {
         let snapshot = Snapshot::of(&self.meeting, &slot.viewer);
         let parts = ServerMessage::snapshot_frames(snapshot, self.config.outbox_frames / 2);
         let frames = std::iter::once(notice).chain(parts.iter().map(serialise));
-        let presence = self.presence_frame(self.slots.len() as u32);
+        let presence = self.presence_frame(self.online());
         slot.outbox.resync(frames, presence);
     }
 
@@ -743,8 +746,18 @@ impl Room {
         }
     }
 
+    /// Sessions on this node and, as last reported, on the others.
+    pub fn online(&self) -> u32 {
+        (self.slots.len() as u32).saturating_add(self.online_elsewhere)
+    }
+
+    /// The presence board's sum over every node, when this node had `local` sessions.
+    pub fn set_online_total(&mut self, total: u32, local: u32) {
+        self.online_elsewhere = total.saturating_sub(local);
+    }
+
     fn flush_presence(&mut self) {
-        let online = self.slots.len() as u32;
+        let online = self.online();
         if self.presence_sent != Some(online) {
             self.presence_sent = Some(online);
             let frame = self.presence_frame(online);

@@ -80,9 +80,10 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
     let metrics = HubMetrics::new(&registry)?;
-    let hub = Hub::new(
+    let hub = Hub::with_presence(
         log,
         Arc::new(SystemClock),
+        presence.clone(),
         config.hub.clone(),
         metrics,
         session_key,
