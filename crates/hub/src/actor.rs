@@ -206,18 +206,22 @@ impl RoomActor {
                         break;
                     }
                 }
-                item = next_item(&mut self.feed) => match item {
-                    Some(item) => self.follow(item).await,
-                    None => {
-                        warn!(meeting_id = %id, "the log's feed ended; other nodes' events arrive only with conflicts now");
-                        self.feed = None;
+                item = next_item(&mut self.feed) => {
+                    match item {
+                        Some(item) => self.follow(item).await,
+                        None => {
+                            warn!(meeting_id = %id, "the log's feed ended; other nodes' events arrive only with conflicts now");
+                            self.feed = None;
+                        }
                     }
-                },
+                    self.room.end_turn(Instant::now());
+                }
                 n = rx.recv_many(&mut batch, self.services.max_batch) => {
                     if n == 0 {
                         break;
                     }
                     self.handle(&mut batch).await;
+                    self.room.end_turn(Instant::now());
                     self.local.store(self.room.sessions() as u32, Ordering::Relaxed);
                     if self.room.is_closed() {
                         break;

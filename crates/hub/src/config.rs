@@ -42,6 +42,10 @@ pub struct HubConfig {
     /// milliseconds turn many small writes (one syscall each) into one; it adds at most this
     /// much delay.
     pub write_delay_ms: u64,
+    /// Milliseconds a room gathers the frames of several turns before waking the writers, so
+    /// a connection gets them in one write. 0 wakes them at the end of each turn (one batch of
+    /// commands, one tick): the frames of one turn always share a write.
+    pub flush_ms: u64,
     /// Kernel send buffer of each connection, in bytes (Linux doubles it; 0 leaves the
     /// system's autotuning, which grows to megabytes). It bounds how much a client that stops
     /// reading can hold in the kernel before its queue here overflows and it is resynced, and
@@ -70,6 +74,7 @@ impl Default for HubConfig {
             room_idle_secs: 60,
             max_batch: 2048,
             write_delay_ms: 0,
+            flush_ms: 0,
             socket_send_buffer: 64 * 1024,
         }
     }
@@ -78,6 +83,10 @@ impl Default for HubConfig {
 impl HubConfig {
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms.max(1))
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_ms)
     }
 
     pub fn write_delay(&self) -> Duration {
@@ -113,6 +122,9 @@ impl HubConfig {
         }
         if self.socket_send_buffer != 0 && self.socket_send_buffer < 4096 {
             return Err("hub.socket_send_buffer must be 0 (the system's) or at least 4096".into());
+        }
+        if self.flush_ms > 1000 {
+            return Err("hub.flush_ms must be at most 1000".into());
         }
         if self.write_delay_ms > 1000 {
             return Err("hub.write_delay_ms must be at most 1000".into());

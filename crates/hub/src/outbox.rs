@@ -52,7 +52,8 @@ impl Outgoing {
 /// What a push did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pushed {
-    Queued,
+    /// `wake`: the writer is owed a wake-up for it (the first frame since its last one).
+    Queued { wake: bool },
     /// The queue overflowed with this push: queued updates were dropped and the session waits
     /// for a resync.
     NowLagging,
@@ -84,6 +85,8 @@ struct State {
     lagging: bool,
     resync_requested: bool,
     closed: bool,
+    /// Frames were queued without waking the writer; the room wakes it at its next flush.
+    wake_owed: bool,
 }
 
 /// Bounded frames for one session, shared by its room (pushes) and its writer (takes).
@@ -117,10 +120,25 @@ impl Outbox {
         self.state.lock().expect("outbox lock is never poisoned")
     }
 
-    /// Queues a frame, never waiting. On overflow the session is marked lagging: queued
-    /// updates are dropped, queued replies held back, and its writer is woken to ask for a
-    /// resync once it has written what it already took.
+    /// Queues a frame and wakes the writer (for frames outside a room's turn: a pong, a
+    /// refusal). Never waits.
     pub fn push(&self, frame: Outgoing) -> Pushed {
+        let pushed = self.push_later(frame);
+        if let Pushed::Queued { wake: true } = pushed {
+            self.wake();
+        }
+        pushed
+    }
+
+    /// Queues a frame without waking the writer, unless something it must react to at once
+    /// happened (overflow, kick): `Queued { wake: true }` means a wake-up is owed, and the
+    /// caller owes it — [`Outbox::wake`] at the end of its turn, so the frames of one turn (or
+    /// one flush interval) leave in one write. Never waits.
+    ///
+    /// On overflow the session is marked lagging: queued updates are dropped, queued replies
+    /// held back, and its writer is woken to ask for a resync once it has written what it
+    /// already took.
+    pub fn push_later(&self, frame: Outgoing) -> Pushed {
         let mut s = self.lock();
         if s.closed || self.kick.borrow().is_some() {
             return Pushed::Skipped;
@@ -132,15 +150,10 @@ impl Outbox {
             };
         }
         if s.frames.len() < self.capacity {
-            let was_empty = s.frames.is_empty();
             s.frames.push_back(frame);
-            drop(s);
-            if was_empty {
-                // Not empty before means the writer has yet to take those, and will find this
-                // one with them.
-                self.wake.notify_one();
-            }
-            return Pushed::Queued;
+            let wake = !s.wake_owed;
+            s.wake_owed = true;
+            return Pushed::Queued { wake };
         }
         s.lagging = true;
         s.resync_requested = false;
@@ -167,6 +180,12 @@ impl Outbox {
         }
         self.wake.notify_one();
         Pushed::NowLagging
+    }
+
+    /// Wakes the writer for the frames queued with [`Outbox::push_later`].
+    pub fn wake(&self) {
+        self.lock().wake_owed = false;
+        self.wake.notify_one();
     }
 
     fn max_deferred(&self) -> usize {
@@ -253,6 +272,7 @@ impl Outbox {
             return Some(Next::Kicked(kick));
         }
         let mut s = self.lock();
+        s.wake_owed = false;
         if !s.frames.is_empty() {
             let n = s.frames.len().min(max.max(1));
             batch.extend(s.frames.drain(..n).map(|f| match f {
@@ -309,8 +329,14 @@ mod tests {
     #[test]
     fn frames_come_out_in_order() {
         let o = Outbox::new(4);
-        assert_eq!(o.push(Outgoing::Update(b("1"))), Pushed::Queued);
-        assert_eq!(o.push(Outgoing::Reply(b("2"))), Pushed::Queued);
+        assert_eq!(
+            o.push(Outgoing::Update(b("1"))),
+            Pushed::Queued { wake: true }
+        );
+        assert_eq!(
+            o.push(Outgoing::Reply(b("2"))),
+            Pushed::Queued { wake: true }
+        );
         assert_eq!(take(&o), (Some(Next::Write), vec!["1".into(), "2".into()]));
         assert_eq!(take(&o), (None, vec![]));
     }
@@ -379,6 +405,36 @@ mod tests {
         o.close();
         assert_eq!(take(&o).0, Some(Next::Write));
         assert_eq!(take(&o).0, Some(Next::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_pushed_later_wait_for_the_wake_and_leave_together() {
+        let o = std::sync::Arc::new(Outbox::new(16));
+        assert_eq!(
+            o.push_later(Outgoing::Update(b("1"))),
+            Pushed::Queued { wake: true }
+        );
+        assert_eq!(
+            o.push_later(Outgoing::Update(b("2"))),
+            Pushed::Queued { wake: false }
+        );
+        let writer = {
+            let o = o.clone();
+            tokio::spawn(async move {
+                let mut batch = Vec::new();
+                let next = o.next(&mut batch, 64).await;
+                (next, batch.len())
+            })
+        };
+        // The writer may find them by itself; what it must never do is wait for a wake it is
+        // owed. After the wake it has both, in one batch.
+        o.wake();
+        let (next, n) = writer.await.unwrap();
+        assert_eq!((next, n), (Next::Write, 2));
+        assert_eq!(
+            o.push_later(Outgoing::Update(b("3"))),
+            Pushed::Queued { wake: true }
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,6 +170,10 @@ pub struct Room {
     all_tallies: Option<(Offset, Vec<Utf8Bytes>)>,
     next_tick: Instant,
     next_presence: Instant,
+    /// Writers owed a wake-up for frames queued since the last flush.
+    to_wake: Vec<Arc<Outbox>>,
+    /// When the owed wake-ups go out, if `hub.flush_ms` gathers several turns.
+    next_flush: Option<Instant>,
     empty_since: Option<Instant>,
     closed: bool,
 }
@@ -235,6 +239,8 @@ impl Room {
             all_tallies: None,
             next_tick: now + config.tick(),
             next_presence: now + config.presence_interval(),
+            to_wake: Vec::new(),
+            next_flush: None,
             empty_since: Some(now),
             closed: false,
             config,
@@ -326,7 +332,13 @@ impl Room {
         // A join's first frames may exceed the queue (a long resume): deliver what fits, and
         // the overflow makes the session resync like any other.
         for bytes in frames {
-            if push(&slot, Outgoing::Update(bytes), &self.metrics) != Pushed::Queued {
+            let pushed = push(
+                &slot,
+                Outgoing::Update(bytes),
+                &self.metrics,
+                &mut self.to_wake,
+            );
+            if !matches!(pushed, Pushed::Queued { .. }) {
                 break;
             }
         }
@@ -671,26 +683,30 @@ impl Room {
 
     fn deliver(&mut self, audience: &Audience, bytes: &Utf8Bytes) {
         let mut delivered = 0u64;
+        let to_wake = &mut self.to_wake;
+        let mut send = |slot: &Slot| {
+            let pushed = push(
+                slot,
+                Outgoing::Update(bytes.clone()),
+                &self.metrics,
+                to_wake,
+            );
+            delivered += u64::from(matches!(pushed, Pushed::Queued { .. }));
+        };
         if let Some(p) = audience.only() {
             // Only this participant's sessions, looked up instead of scanning every slot.
             for sid in self.by_participant.get(p).into_iter().flatten() {
                 if let Some(&i) = self.index.get(sid) {
                     let slot = &self.slots[i];
                     if audience.includes(&slot.viewer) {
-                        delivered += u64::from(
-                            push(slot, Outgoing::Update(bytes.clone()), &self.metrics)
-                                == Pushed::Queued,
-                        );
+                        send(slot);
                     }
                 }
             }
         } else {
             for slot in &self.slots {
                 if audience.includes(&slot.viewer) {
-                    delivered += u64::from(
-                        push(slot, Outgoing::Update(bytes.clone()), &self.metrics)
-                            == Pushed::Queued,
-                    );
+                    send(slot);
                 }
             }
         }
@@ -700,7 +716,12 @@ impl Room {
     /// A reply to one session; held back (never dropped) while it is lagging.
     fn send_reply(&mut self, session: SessionId, bytes: Utf8Bytes) {
         if let Some(&i) = self.index.get(&session) {
-            push(&self.slots[i], Outgoing::Reply(bytes), &self.metrics);
+            push(
+                &self.slots[i],
+                Outgoing::Reply(bytes),
+                &self.metrics,
+                &mut self.to_wake,
+            );
         }
     }
 
@@ -708,7 +729,35 @@ impl Room {
 
     /// When [`Room::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_tick.min(self.next_presence)
+        let next = self.next_tick.min(self.next_presence);
+        self.next_flush.map_or(next, |f| f.min(next))
+    }
+
+    /// The end of a turn (a batch, the feed, a timeout): wakes the writers owed a wake-up, so
+    /// each writes this turn's frames at once — or, with `hub.flush_ms`, at the next flush.
+    pub fn end_turn(&mut self, now: Instant) {
+        if self.to_wake.is_empty() {
+            return;
+        }
+        let gather = self.config.flush_interval();
+        if gather.is_zero() {
+            self.flush_writes();
+        } else if self.next_flush.is_none() {
+            self.next_flush = Some(now + gather);
+        }
+    }
+
+    /// Whether some writer is still owed a wake-up for frames queued in an ended turn (only
+    /// while `hub.flush_ms` gathers turns).
+    pub fn owes_wakes(&self) -> bool {
+        !self.to_wake.is_empty()
+    }
+
+    fn flush_writes(&mut self) {
+        self.next_flush = None;
+        for outbox in self.to_wake.drain(..) {
+            outbox.wake();
+        }
     }
 
     /// Sends coalesced tallies every tick and the online count when it changed.
@@ -812,8 +861,18 @@ fn next_after(last: Instant, period: Duration, now: Instant) -> Instant {
     if next > now { next } else { now + period }
 }
 
-fn push(slot: &Slot, frame: Outgoing, metrics: &HubMetrics) -> Pushed {
-    let pushed = slot.outbox.push(frame);
+/// Queues a frame for a session; its writer's wake-up goes on `to_wake`, owed at the end of
+/// the turn (or the next flush), so one turn's frames leave in one write.
+fn push(
+    slot: &Slot,
+    frame: Outgoing,
+    metrics: &HubMetrics,
+    to_wake: &mut Vec<Arc<Outbox>>,
+) -> Pushed {
+    let pushed = slot.outbox.push_later(frame);
+    if let Pushed::Queued { wake: true } = pushed {
+        to_wake.push(slot.outbox.clone());
+    }
     if pushed == Pushed::NowLagging {
         metrics.resyncs.inc();
         debug!(session_id = slot.id, "session fell behind; will resync");

@@ -172,7 +172,10 @@ async fn two_nodes_on_one_log_agree() {
     on_b.until(|s| s.view.offset >= last).await;
     moderator_on_b.until(|s| s.view.offset >= last).await;
     assert_eq!(on_a.view.comments.len(), 200);
-    assert!(on_a.view.comments == on_b.view.comments, "both citizens see the same chat");
+    assert!(
+        on_a.view.comments == on_b.view.comments,
+        "both citizens see the same chat"
+    );
     assert_eq!(moderator_on_b.view.comments.len(), 200);
     // Every acknowledged offset is in the log once.
     let mut acked: Vec<Offset> = on_a.acks.iter().chain(&on_b.acks).copied().collect();
