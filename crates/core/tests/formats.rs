@@ -120,6 +120,7 @@ fn commands_are_read_strictly() {
     );
     for bad in [
         r#"{"type":"upvote","question":1,"extra":true}"#,
+        r#"{"type":"start_meeting","extra":true}"#,
         r#"{"type":"upvote"}"#,
         r#"{"type":"upvote","question":-1}"#,
         r#"{"type":"mute_participant","participant":"a b"}"#,

@@ -10,6 +10,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use townhall_core::command::{CreateMeeting, PostComment, StartMeeting};
+use townhall_core::event::VoteCast;
 use townhall_core::{
     Actor, Command, Event, EventKind, Meeting, MeetingId, ParticipantId, Recorded, Role, Timestamp,
 };
@@ -24,10 +26,10 @@ fn live_meeting() -> Meeting {
     let mut m = Meeting::new(MeetingId::parse("bench").unwrap());
     let org = Actor::organizer();
     for cmd in [
-        Command::CreateMeeting {
+        Command::CreateMeeting(CreateMeeting {
             title: "Bench".into(),
-        },
-        Command::StartMeeting,
+        }),
+        Command::StartMeeting(StartMeeting),
     ] {
         for event in m.decide(&org, &cmd, Timestamp(1)).unwrap() {
             m.apply(&Recorded {
@@ -43,9 +45,9 @@ fn decide_apply(c: &mut Criterion) {
     let mut m = live_meeting();
     m.limits.max_comments = usize::MAX;
     let actor = Actor::new(ParticipantId::parse("citizen").unwrap(), Role::Citizen);
-    let cmd = Command::PostComment {
+    let cmd = Command::PostComment(PostComment {
         text: "Hvornår bliver cykelstien færdig?".into(),
-    };
+    });
     c.bench_function("decide_apply", |b| {
         b.iter(|| {
             for event in m.decide(&actor, &cmd, Timestamp(2)).unwrap() {
@@ -64,9 +66,9 @@ fn append(c: &mut Criterion) {
     let event = Event {
         at: Timestamp(2),
         by: ParticipantId::parse("citizen").unwrap(),
-        kind: EventKind::VoteCast {
+        kind: EventKind::VoteCast(VoteCast {
             question: townhall_core::QuestionId(1),
-        },
+        }),
     };
     let logs: Vec<(&str, Arc<dyn EventLog>)> = vec![
         ("memory", Arc::new(MemoryLog::new())),
@@ -85,7 +87,7 @@ fn append(c: &mut Criterion) {
         let created = Meeting::new(id.clone())
             .decide(
                 &Actor::organizer(),
-                &Command::CreateMeeting { title: "b".into() },
+                &Command::CreateMeeting(CreateMeeting { title: "b".into() }),
                 Timestamp(1),
             )
             .unwrap();
@@ -141,7 +143,7 @@ fn fanout(c: &mut Criterion) {
     let (room, mut outboxes) = rt.block_on(async {
         let created = hub.create_meeting("Bench").await.unwrap();
         let id = created.record.id.clone();
-        hub.command(&id, Actor::organizer(), Command::StartMeeting)
+        hub.command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
             .await
             .unwrap();
         let room = hub.room(&id).await.unwrap();
@@ -183,9 +185,9 @@ fn fanout(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     reference += 1;
-                    let command = Command::PostComment {
+                    let command = Command::PostComment(PostComment {
                         text: "Tak for et godt svar".into(),
-                    };
+                    });
                     assert!(
                         room.send(RoomMsg::Command {
                             session: 0,

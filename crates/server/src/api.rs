@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use townhall_core::command::{EndMeeting, StartMeeting};
 use townhall_core::{Actor, Command, MeetingId, MeetingStatus, Timestamp};
 use townhall_hub::{CommandError, auth};
 use townhall_store::MeetingRecord;
@@ -260,7 +261,7 @@ async fn lifecycle(
 ) -> Result<Json<StatusBody>, ApiError> {
     authorize(&app, &headers)?;
     let id = meeting_id(id)?;
-    let ending = matches!(command, Command::EndMeeting);
+    let ending = matches!(command, Command::EndMeeting(EndMeeting));
     app.hub.command(&id, Actor::organizer(), command).await?;
     if ending && let Some(media) = &app.media {
         media.end_meeting(id.clone()).await;
@@ -284,7 +285,7 @@ async fn start(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<StatusBody>, ApiError> {
-    lifecycle(app, headers, id, Command::StartMeeting).await
+    lifecycle(app, headers, id, Command::StartMeeting(StartMeeting)).await
 }
 
 async fn end(
@@ -292,7 +293,7 @@ async fn end(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<StatusBody>, ApiError> {
-    lifecycle(app, headers, id, Command::EndMeeting).await
+    lifecycle(app, headers, id, Command::EndMeeting(EndMeeting)).await
 }
 
 #[derive(Serialize)]

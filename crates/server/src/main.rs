@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use townhall_core::command::{PinAnnouncement, StartMeeting};
 use townhall_core::{Actor, Command};
 use townhall_server::config::{Config, LogFormat, ServeArgs};
 
@@ -113,17 +114,17 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let created = app.hub.create_meeting("Borgermøde (demo)").await?;
         let id = created.record.id.clone();
         app.hub
-            .command(&id, Actor::organizer(), Command::StartMeeting)
+            .command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
             .await?;
         app.hub
             .command(
                 &id,
                 Actor::organizer(),
-                Command::PinAnnouncement {
+                Command::PinAnnouncement(PinAnnouncement {
                     text:
                         "Velkommen til demo-mødet. Stil et spørgsmål, og se det på moderatorsiden."
                             .into(),
-                },
+                }),
             )
             .await?;
         say!("  demo meeting (live):");

@@ -55,6 +55,7 @@ pub async fn sweep(app: &App, now: Timestamp) -> usize {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use townhall_core::command::{EndMeeting, StartMeeting};
     use townhall_core::{Actor, Command};
 
     #[tokio::test]
@@ -80,15 +81,23 @@ mod tests {
             .unwrap()
             .record
             .id;
-        hub.command(&ended, Actor::organizer(), Command::StartMeeting)
+        hub.command(
+            &ended,
+            Actor::organizer(),
+            Command::StartMeeting(StartMeeting),
+        )
+        .await
+        .unwrap();
+        hub.command(&ended, Actor::organizer(), Command::EndMeeting(EndMeeting))
             .await
             .unwrap();
-        hub.command(&ended, Actor::organizer(), Command::EndMeeting)
-            .await
-            .unwrap();
-        hub.command(&live, Actor::organizer(), Command::StartMeeting)
-            .await
-            .unwrap();
+        hub.command(
+            &live,
+            Actor::organizer(),
+            Command::StartMeeting(StartMeeting),
+        )
+        .await
+        .unwrap();
         let ended_at = hub
             .log()
             .meeting(&ended)

@@ -5,6 +5,9 @@ mod common;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use townhall_core::command::{
+    ApproveQuestion, AskQuestion, BanParticipant, MuteParticipant, PostComment, SetSlowMode,
+};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, QuestionId};
 
@@ -45,24 +48,24 @@ async fn malformed_and_oversized_frames_get_errors_and_the_room_goes_on() {
         Some("frame_too_large")
     );
     assert_eq!(
-        bad.run(Command::PostComment {
+        bad.run(Command::PostComment(PostComment {
             text: "y".repeat(301)
-        })
+        }))
         .await,
         Err("text_too_long".into())
     );
     assert_eq!(
-        bad.run(Command::AskQuestion {
+        bad.run(Command::AskQuestion(AskQuestion {
             text: " \n ".into(),
             anonymous: false
-        })
+        }))
         .await,
         Err("text_empty".into())
     );
     assert_eq!(
-        bad.run(Command::PostComment {
+        bad.run(Command::PostComment(PostComment {
             text: "bell\u{7}".into()
-        })
+        }))
         .await,
         Err("text_invalid".into())
     );
@@ -73,22 +76,22 @@ async fn malformed_and_oversized_frames_get_errors_and_the_room_goes_on() {
         Some("already_joined")
     );
     // Still usable after all that.
-    bad.run(Command::PostComment {
+    bad.run(Command::PostComment(PostComment {
         text: "undskyld".into(),
-    })
+    }))
     .await
     .unwrap();
 
-    good.run(Command::AskQuestion {
+    good.run(Command::AskQuestion(AskQuestion {
         text: "Virker det stadig?".into(),
         anonymous: false,
-    })
+    }))
     .await
     .unwrap();
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     good.until(|v| {
@@ -130,9 +133,9 @@ async fn a_frame_past_the_hard_limit_closes_only_that_connection() {
     .await
     .expect("server should close an oversized connection");
     assert!(closed);
-    good.run(Command::PostComment {
+    good.run(Command::PostComment(PostComment {
         text: "jeg er her stadig".into(),
-    })
+    }))
     .await
     .unwrap();
     server.stop().await;
@@ -153,9 +156,9 @@ async fn too_fast_commands_are_rate_limited_with_a_retry_hint() {
     for i in 0..10 {
         sent.push(
             flooder
-                .send(Command::PostComment {
+                .send(Command::PostComment(PostComment {
                     text: format!("flood {i}"),
-                })
+                }))
                 .await,
         );
     }
@@ -184,9 +187,9 @@ async fn too_fast_commands_are_rate_limited_with_a_retry_hint() {
         .expect("rate limit errors carry retry_after_ms");
     assert!(retry > 0 && retry <= 1000);
     other
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "ikke berørt".into(),
-        })
+        }))
         .await
         .unwrap();
     server.stop().await;
@@ -200,26 +203,28 @@ async fn slow_mode_and_mute_are_enforced_by_the_server() {
     let mut citizen = Client::join(&url, &m.id, None).await;
     let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
     moderator
-        .run(Command::SetSlowMode { seconds: 30 })
+        .run(Command::SetSlowMode(SetSlowMode { seconds: 30 }))
         .await
         .unwrap();
     citizen
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "første".into(),
-        })
+        }))
         .await
         .unwrap();
     assert_eq!(
         citizen
-            .run(Command::PostComment {
+            .run(Command::PostComment(PostComment {
                 text: "anden".into()
-            })
+            }))
             .await,
         Err("slow_mode".into())
     );
     let id = townhall_core::ParticipantId::parse(citizen.participant.clone().unwrap()).unwrap();
     moderator
-        .run(Command::MuteParticipant { participant: id })
+        .run(Command::MuteParticipant(MuteParticipant {
+            participant: id,
+        }))
         .await
         .unwrap();
     citizen
@@ -227,10 +232,10 @@ async fn slow_mode_and_mute_are_enforced_by_the_server() {
         .await;
     assert_eq!(
         citizen
-            .run(Command::AskQuestion {
+            .run(Command::AskQuestion(AskQuestion {
                 text: "x".into(),
                 anonymous: false
-            })
+            }))
             .await,
         Err("muted".into())
     );
@@ -262,7 +267,7 @@ async fn a_client_that_stops_reading_is_resynced_and_stalls_nobody() {
         for _ in 0..10 {
             refs.push(
                 moderator
-                    .send(Command::PostComment { text: text.clone() })
+                    .send(Command::PostComment(PostComment { text: text.clone() }))
                     .await,
             );
         }
@@ -310,7 +315,7 @@ async fn a_ban_disconnects_even_a_client_that_stopped_reading() {
     let mut stuck = Client::connect_slow_reader(&server).await;
     stuck.hello(&m.id, None, None, None).await;
     stuck
-        .run(Command::PostComment { text: "hej".into() })
+        .run(Command::PostComment(PostComment { text: "hej".into() }))
         .await
         .unwrap();
     let stuck_id = townhall_core::ParticipantId::parse(stuck.participant.clone().unwrap()).unwrap();
@@ -325,7 +330,7 @@ async fn a_ban_disconnects_even_a_client_that_stopped_reading() {
         for _ in 0..5 {
             refs.push(
                 moderator
-                    .send(Command::PostComment { text: text.clone() })
+                    .send(Command::PostComment(PostComment { text: text.clone() }))
                     .await,
             );
         }
@@ -343,9 +348,9 @@ async fn a_ban_disconnects_even_a_client_that_stopped_reading() {
     assert!(lagged, "the client that stopped reading never fell behind");
     let before = open_connections(&server.base).await;
     moderator
-        .run(Command::BanParticipant {
+        .run(Command::BanParticipant(BanParticipant {
             participant: stuck_id,
-        })
+        }))
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;

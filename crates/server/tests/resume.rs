@@ -4,6 +4,10 @@ mod common;
 
 use common::*;
 use townhall_core::client::ClientView;
+use townhall_core::command::{
+    ApproveQuestion, AskQuestion, HideComment, MergeQuestion, PinAnnouncement, PostComment,
+    QueueQuestion, RejectQuestion, Upvote,
+};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, CommentId, QuestionId};
 
@@ -20,16 +24,16 @@ async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
     let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
 
     asker
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Før pausen".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     leaver
@@ -43,72 +47,72 @@ async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
     // While it is away: questions, decisions, comments, votes, an announcement.
     for i in 2..=4 {
         asker
-            .run(Command::AskQuestion {
+            .run(Command::AskQuestion(AskQuestion {
                 text: format!("Spørgsmål {i}"),
                 anonymous: i == 3,
-            })
+            }))
             .await
             .unwrap();
     }
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(2),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(3),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::RejectQuestion {
+        .run(Command::RejectQuestion(RejectQuestion {
             question: QuestionId(4),
             reason: "Dublet".into(),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::QueueQuestion {
+        .run(Command::QueueQuestion(QueueQuestion {
             question: QuestionId(2),
             position: None,
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::MergeQuestion {
+        .run(Command::MergeQuestion(MergeQuestion {
             question: QuestionId(3),
             into: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     asker
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "Godt spørgsmål".into(),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::PostComment { text: "Tak".into() })
+        .run(Command::PostComment(PostComment { text: "Tak".into() }))
         .await
         .unwrap();
     moderator
-        .run(Command::HideComment {
+        .run(Command::HideComment(HideComment {
             comment: CommentId(1),
-        })
+        }))
         .await
         .unwrap();
     stayer
-        .run(Command::Upvote {
+        .run(Command::Upvote(Upvote {
             question: QuestionId(2),
-        })
+        }))
         .await
         .unwrap();
     let last = moderator
-        .run(Command::PinAnnouncement {
+        .run(Command::PinAnnouncement(PinAnnouncement {
             text: "Pause slut".into(),
-        })
+        }))
         .await
         .unwrap();
     watcher
@@ -189,9 +193,9 @@ async fn a_client_too_far_behind_gets_a_snapshot() {
     leaver.close().await;
     for i in 0..10 {
         moderator
-            .run(Command::PinAnnouncement {
+            .run(Command::PinAnnouncement(PinAnnouncement {
                 text: format!("nr {i}"),
-            })
+            }))
             .await
             .unwrap();
     }
@@ -221,24 +225,24 @@ async fn kill_9_after_an_ack_loses_nothing() {
     let mut acked = Vec::new();
     for i in 1..=10 {
         citizen
-            .run(Command::PostComment {
+            .run(Command::PostComment(PostComment {
                 text: format!("kommentar {i}"),
-            })
+            }))
             .await
             .unwrap();
         acked.push(i);
     }
     citizen
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Bliver det gemt?".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
     let last = moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     process.kill9();

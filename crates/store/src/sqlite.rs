@@ -706,6 +706,7 @@ impl<T> During<T> for rusqlite::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use townhall_core::event::QuestionAsked;
     use townhall_core::{EventKind, ParticipantId, QuestionId};
 
     #[test]
@@ -714,12 +715,12 @@ mod tests {
         let event = Event {
             at: Timestamp(7),
             by: ParticipantId::parse("p").expect("valid id"),
-            kind: EventKind::QuestionAsked {
+            kind: EventKind::QuestionAsked(QuestionAsked {
                 question: QuestionId(3),
                 text: "why?".into(),
                 anonymous: true,
                 author_name: None,
-            },
+            }),
         };
         let body = encode(&event).expect("encodes");
         let value: serde_json::Value = serde_json::from_str(&body).expect("json");
