@@ -1,11 +1,9 @@
 //! The organizer API, operations endpoints and HTTP-level protections.
 
-mod common;
-
-use common::*;
 use serde_json::{Value, json};
 use townhall_core::Command;
 use townhall_core::command::{AskQuestion, HideComment, PostComment};
+use townhall_testkit::*;
 
 #[tokio::test]
 async fn the_organizer_api_needs_the_admin_token() {

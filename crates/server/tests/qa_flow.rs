@@ -1,9 +1,6 @@
 //! The Q&A flow over real WebSockets: visibility of pending questions, moderation, votes,
 //! and role checks on the server.
 
-mod common;
-
-use common::*;
 use townhall_core::command::{
     ApproveQuestion, AskQuestion, BanParticipant, EndMeeting, HideComment, MarkAnswered,
     MuteParticipant, PinAnnouncement, PostComment, PutOnAir, QueueQuestion, RejectQuestion,
@@ -11,6 +8,7 @@ use townhall_core::command::{
 };
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, QuestionId};
+use townhall_testkit::*;
 
 #[tokio::test]
 async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {

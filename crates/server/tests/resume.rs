@@ -1,8 +1,5 @@
 //! Resuming after a dropped connection, and durability across a crash of the process.
 
-mod common;
-
-use common::*;
 use townhall_core::client::ClientView;
 use townhall_core::command::{
     ApproveQuestion, AskQuestion, HideComment, MergeQuestion, PinAnnouncement, PostComment,
@@ -10,6 +7,10 @@ use townhall_core::command::{
 };
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, CommentId, QuestionId};
+use townhall_testkit::*;
+
+/// The binary under test, for the crash tests.
+const TOWNHALL: &str = env!("CARGO_BIN_EXE_townhall");
 
 #[tokio::test]
 async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
@@ -218,7 +219,7 @@ async fn a_client_too_far_behind_gets_a_snapshot() {
 #[tokio::test]
 async fn kill_9_after_an_ack_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let process = Process::spawn(dir.path());
+    let process = Process::spawn(TOWNHALL, dir.path());
     let m = live_meeting(&process.base).await;
     let mut citizen = Client::join(&process.ws_url(), &m.id, None).await;
     let mut moderator = Client::join(&process.ws_url(), &m.id, Some(&m.moderator_token)).await;
@@ -247,7 +248,7 @@ async fn kill_9_after_an_ack_loses_nothing() {
         .unwrap();
     process.kill9();
 
-    let process = Process::spawn(dir.path());
+    let process = Process::spawn(TOWNHALL, dir.path());
     let mut after = Client::join(&process.ws_url(), &m.id, Some(&m.moderator_token)).await;
     after.until(|v| v.meeting.is_some()).await;
     assert!(
@@ -272,7 +273,7 @@ async fn kill_9_after_an_ack_loses_nothing() {
 #[tokio::test]
 async fn sigterm_says_goodbye_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut process = Process::spawn(dir.path());
+    let mut process = Process::spawn(TOWNHALL, dir.path());
     let m = live_meeting(&process.base).await;
     let mut citizen = Client::join(&process.ws_url(), &m.id, None).await;
     citizen.until(|v| v.meeting.is_some()).await;
