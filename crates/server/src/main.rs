@@ -95,6 +95,14 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    match townhall_server::listen::raise_open_files_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(before, after, "raised the open-files limit")
+        }
+        Ok((limit, _)) => tracing::info!(limit, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

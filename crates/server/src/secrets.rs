@@ -1,4 +1,5 @@
-//! The server's own secrets in the data dir: the session signing key and the admin token hash.
+//! The server's own secrets in the data dir: the session signing key and the admin token hash,
+//! and the private files and folder everything in the data dir is created as (0600, 0700).
 
 use std::io::Write;
 use std::path::Path;
@@ -6,6 +7,35 @@ use townhall_hub::auth::{self, SessionKey};
 
 const SESSION_KEY_FILE: &str = "session.key";
 const ADMIN_HASH_FILE: &str = "admin-token.sha256";
+
+/// Creates `dir` (and its parents) readable only by the server's user; an existing folder is
+/// left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates an empty `path` readable only by the server's user, unless it exists.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();

@@ -3,8 +3,11 @@
 use crate::{TestServer, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use townhall_core::client::ClientView;
 use townhall_core::wire::ServerMessage;
@@ -35,6 +38,25 @@ pub struct Client {
 impl Client {
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self::from_stream(ws)
+    }
+
+    /// Connects from the local address `from` (any of 127.0.0.0/8 on loopback) with extra
+    /// request headers (`X-Forwarded-For`, say).
+    pub async fn connect_from(server: SocketAddr, from: IpAddr, headers: &[(&str, &str)]) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        let stream = socket.connect(server).await.unwrap();
+        let mut request = format!("ws://{server}/ws").into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
         Self::from_stream(ws)
     }
 
@@ -98,6 +120,30 @@ impl Client {
         {
             self.participant = Some(participant.to_string());
             self.session = Some(session);
+        }
+    }
+
+    /// Sends a citizen's `hello` and waits for `welcome` (`Ok`) or `bye` (`Err` with its code,
+    /// or `closed`). A connection the server refuses at once may already be closing, so the
+    /// `hello` itself may fail to send.
+    pub async fn try_join(&mut self, meeting: &str) -> Result<(), String> {
+        let hello = json!({ "t": "hello", "meeting": meeting });
+        let _ = self.ws.send(Message::text(hello.to_string())).await;
+        loop {
+            match self.recv().await {
+                None => return Err("closed".into()),
+                Some(ServerMessage::Welcome {
+                    participant,
+                    session,
+                    ..
+                }) => {
+                    self.participant = Some(participant.to_string());
+                    self.session = Some(session);
+                    return Ok(());
+                }
+                Some(ServerMessage::Bye { code, .. }) => return Err(code),
+                Some(_) => {}
+            }
         }
     }
 
