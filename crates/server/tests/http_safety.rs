@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 use std::net::IpAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use townhall_testkit::*;
 
 fn cache_control(res: &reqwest::Response) -> Option<String> {
@@ -132,6 +133,20 @@ async fn tokens_are_checked_before_the_body_is_read() {
         .await
         .unwrap();
     assert_eq!(code(res).await, (401, json!("bad_token")));
+    // The body is not even waited for: headers that announce one, and no body, get the 401.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(
+        b"POST /api/meetings HTTP/1.1\r\nHost: townhall\r\n\
+          Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut head))
+        .await
+        .expect("the server waited for the body before checking the token")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 401");
     // A WHIP offer far over the body limit with a wrong studio token: refused for the token.
     let res = http()
         .post(format!("{base}/api/meetings/{}/whip", live.id))
