@@ -55,6 +55,14 @@ pub struct Config {
     /// Delete a meeting's data this many days after it ended; 0 keeps it.
     pub retention_days: u32,
     pub http: HttpConfig,
+    /// Redis URL (`redis://[user:password@]host:port/db`): keep meetings in Redis and share
+    /// them with the other nodes using it, instead of SQLite in the data dir.
+    pub redis: Option<String>,
+    /// First part of every Redis key: one deployment per prefix on a shared Redis.
+    pub redis_prefix: String,
+    /// This node's name among several (presence counts, logs); by default the host name with
+    /// a random suffix, new at every start.
+    pub node_id: Option<String>,
     pub hub: HubConfig,
     pub media: MediaConfig,
 }
@@ -126,6 +134,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             retention_days: 0,
             http: HttpConfig::default(),
+            redis: None,
+            redis_prefix: "townhall".into(),
+            node_id: None,
             hub: HubConfig::default(),
             media: MediaConfig::default(),
         }
@@ -164,6 +175,20 @@ pub struct ServeArgs {
     /// Delete meeting data this many days after the meeting ended (0 keeps it).
     #[arg(long, env = "TOWNHALL_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// Keep meetings in Redis, shared with other nodes (instead of SQLite in the data dir).
+    #[arg(
+        long,
+        env = "TOWNHALL_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+    /// Prefix of every Redis key, one per deployment on a shared Redis [default: townhall].
+    #[arg(long, env = "TOWNHALL_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// This node's name among several [default: host name + random suffix].
+    #[arg(long, env = "TOWNHALL_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
     /// Local address for live video (WebRTC); 0.0.0.0 binds every interface [default: 0.0.0.0].
     #[arg(long, env = "TOWNHALL_MEDIA_BIND_IP", value_name = "IP")]
     pub media_bind_ip: Option<IpAddr>,
@@ -243,6 +268,18 @@ impl Config {
         if let Some(v) = args.retention_days {
             config.retention_days = v;
         }
+        if let Some(v) = &args.redis {
+            config.redis = Some(v.clone());
+        }
+        if let Some(v) = &args.redis_prefix {
+            config.redis_prefix = v.clone();
+        }
+        if let Some(v) = &args.node_id {
+            config.node_id = Some(v.clone());
+        }
+        if config.node_id.is_none() {
+            config.node_id = Some(default_node_id());
+        }
         if let Some(v) = args.media_bind_ip {
             config.media.bind_ip = v;
         }
@@ -284,8 +321,30 @@ impl Config {
             ));
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
+        if let Some(url) = &self.redis {
+            townhall_store::check_redis_url(url)
+                .map_err(|e| ConfigError::Invalid(format!("redis: {e}")))?;
+        }
+        if !valid_name(&self.redis_prefix) {
+            return Err(ConfigError::Invalid(format!(
+                "redis_prefix must be 1-64 letters, digits, '-', '_' or '.': {:?}",
+                self.redis_prefix
+            )));
+        }
+        if let Some(node) = &self.node_id
+            && !valid_name(node)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "node_id must be 1-64 letters, digits, '-', '_' or '.': {node:?}"
+            )));
+        }
         self.hub.validate().map_err(ConfigError::Invalid)?;
         self.media.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The node id, or a fresh default for a config that was built without `load`.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(default_node_id)
     }
 
     /// The configuration as TOML, with secrets hidden.
@@ -294,6 +353,7 @@ impl Config {
         if shown.admin_token.is_some() {
             shown.admin_token = Some("<redacted>".into());
         }
+        shown.redis = shown.redis.as_deref().map(townhall_store::redact_redis_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot show config: {e}"))
     }
 
@@ -303,6 +363,42 @@ impl Config {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
     }
+}
+
+/// Names that are safe in Redis keys, logs and metrics: 1-64 of `[A-Za-z0-9._-]`.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The host name (cut to fit, odd characters replaced) and a random suffix, so two processes on
+/// one host (or two containers with one name) never share an id.
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    let host = if host.is_empty() { "node".into() } else { host };
+    let suffix: String = townhall_hub::auth::new_secret_token()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(6)
+        .collect();
+    format!("{host}-{suffix}")
 }
 
 #[cfg(test)]
@@ -386,5 +482,66 @@ mod tests {
             ..Config::default()
         };
         assert!(!c.to_redacted_toml().contains("s3cret"));
+    }
+
+    #[test]
+    fn redis_settings_load_validate_and_hide_the_password() {
+        let args = ServeArgs {
+            redis: Some("redis://app:pw-s3cret@10.1.2.3:6379/2".into()),
+            redis_prefix: Some("kommune-a".into()),
+            node_id: Some("node-1".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("node-1"));
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("pw-s3cret"), "{shown}");
+        assert!(
+            shown.contains("redis = \"redis://app:<redacted>@10.1.2.3:6379/2\""),
+            "{shown}"
+        );
+        assert!(shown.contains("node_id = \"node-1\""), "{shown}");
+
+        for (args, named) in [
+            (
+                ServeArgs {
+                    redis: Some("http://x".into()),
+                    ..Default::default()
+                },
+                "redis",
+            ),
+            (
+                ServeArgs {
+                    redis: Some("rediss://host".into()),
+                    ..Default::default()
+                },
+                "TLS",
+            ),
+            (
+                ServeArgs {
+                    node_id: Some("a b".into()),
+                    ..Default::default()
+                },
+                "node_id",
+            ),
+            (
+                ServeArgs {
+                    redis_prefix: Some("{x}".into()),
+                    ..Default::default()
+                },
+                "redis_prefix",
+            ),
+        ] {
+            let err = Config::load(&args).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_default_node_id_is_a_valid_name_and_new_each_time() {
+        let c = Config::load(&ServeArgs::default()).unwrap();
+        let id = c.node_id.clone().unwrap();
+        assert!(valid_name(&id), "{id}");
+        assert_ne!(default_node_id(), default_node_id());
     }
 }

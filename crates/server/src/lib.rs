@@ -35,9 +35,14 @@ use forwarded::Proxies;
 use listen::HttpMetrics;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use townhall_hub::auth::SessionKey;
 use townhall_hub::{Hub, HubMetrics, SystemClock};
-use townhall_store::{EventLog, SqliteLog};
+use townhall_store::{
+    EventLog, LocalPresence, PresenceBoard, RedisConfig, RedisLog, RedisPresence, SqliteLog,
+    redact_redis_url,
+};
 use tracing::info;
 
 /// Shared state of every request handler.
@@ -52,23 +57,35 @@ pub struct App {
     /// Whose `X-Forwarded-For` counts (`trust_proxy`, `trusted_proxies`).
     pub proxies: Proxies,
     pub http_metrics: HttpMetrics,
+    /// This node's name among several.
+    pub node_id: String,
+    /// Viewer counts summed over the nodes (Redis), or this node's alone (SQLite); for the
+    /// hub's presence tick.
+    pub presence: Arc<dyn PresenceBoard>,
 }
 
-/// Opens the data dir and builds the application state.
-pub fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)> {
-    secrets::create_private_dir(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let durability = match config.durability {
-        config::Durability::Full => townhall_store::Durability::Full,
-        config::Durability::Normal => townhall_store::Durability::Normal,
+/// What the storage choice brings: the log, the shared secrets and the presence board.
+struct Storage {
+    log: Arc<dyn EventLog>,
+    session_key: SessionKey,
+    admin: secrets::AdminToken,
+    presence: Arc<dyn PresenceBoard>,
+}
+
+/// Opens the storage (SQLite in the data dir, or Redis with `redis` set) and builds the
+/// application state. With Redis unreachable it waits, logging each retry, until it answers.
+pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)> {
+    let node_id = config.node_id();
+    let storage = match &config.redis {
+        None => open_sqlite(&config)?,
+        Some(url) => open_redis(&config, url, &node_id).await?,
     };
-    let db = config.data_dir.join("townhall.sqlite");
-    // Citizens' questions live here: only the server's user may read it (SQLite gives its WAL
-    // and shared-memory files the same mode).
-    secrets::create_private_file(&db).with_context(|| format!("cannot create {}", db.display()))?;
-    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&db, durability)?);
-    let session_key = secrets::session_key(&config.data_dir)?;
-    let admin = secrets::admin_token(&config.data_dir, config.admin_token.as_deref())?;
+    let Storage {
+        log,
+        session_key,
+        admin,
+        presence,
+    } = storage;
     let registry = prometheus::Registry::new();
     #[cfg(target_os = "linux")]
     registry.register(Box::new(
@@ -101,8 +118,66 @@ pub fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)> {
         media,
         proxies,
         http_metrics,
+        node_id,
+        presence,
     });
     Ok((app, admin.generated))
+}
+
+fn open_sqlite(config: &Config) -> anyhow::Result<Storage> {
+    secrets::create_private_dir(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let durability = match config.durability {
+        config::Durability::Full => townhall_store::Durability::Full,
+        config::Durability::Normal => townhall_store::Durability::Normal,
+    };
+    let db = config.data_dir.join("townhall.sqlite");
+    // Citizens' questions live here: only the server's user may read it (SQLite gives its WAL
+    // and shared-memory files the same mode).
+    secrets::create_private_file(&db).with_context(|| format!("cannot create {}", db.display()))?;
+    Ok(Storage {
+        log: Arc::new(SqliteLog::open(&db, durability)?),
+        session_key: secrets::session_key(&config.data_dir)?,
+        admin: secrets::admin_token(&config.data_dir, config.admin_token.as_deref())?,
+        presence: Arc::new(LocalPresence),
+    })
+}
+
+/// Connects to Redis, retrying (with a log line each time, backing off to 5 s) while it does
+/// not answer: nodes and Redis start in any order. A wrong URL, password or a refusal that
+/// will not change by waiting ends the start with exit code 1.
+async fn open_redis(config: &Config, url: &str, node_id: &str) -> anyhow::Result<Storage> {
+    let shown = redact_redis_url(url);
+    let redis_config = RedisConfig::new(url).with_prefix(config.redis_prefix.clone());
+    let mut delay = Duration::from_millis(250);
+    let redis = loop {
+        match RedisLog::connect(&redis_config).await {
+            Ok(redis) => break redis,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(
+                    redis = %shown,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "redis does not answer yet; townhall starts serving once it does"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => anyhow::bail!("cannot use redis at {shown}: {e}"),
+        }
+    };
+    let session_key = secrets::shared_session_key(&redis).await?;
+    let admin = secrets::shared_admin_token(&redis, config.admin_token.as_deref()).await?;
+    // A few presence ticks, so one late tick does not make this node's viewers vanish.
+    let ttl = (config.hub.presence_interval() * 3).max(Duration::from_secs(3));
+    let presence = Arc::new(RedisPresence::new(redis.clone(), node_id, ttl));
+    info!(redis = %shown, node_id, prefix = %config.redis_prefix, "meetings are kept in redis");
+    Ok(Storage {
+        log: Arc::new(redis),
+        session_key,
+        admin,
+        presence,
+    })
 }
 
 /// The base URL for links printed at start: the public URL, or the listening address.
@@ -214,7 +289,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    info!(addr = %local, data_dir = %app.config.data_dir.display(), "townhall listening");
+    match &app.config.redis {
+        Some(_) => info!(addr = %local, node_id = %app.node_id, "townhall listening"),
+        None => {
+            info!(addr = %local, data_dir = %app.config.data_dir.display(), "townhall listening")
+        }
+    }
     let retention = tokio::spawn(retention::run(app.clone()));
     let hub = app.hub.clone();
     listen::serve(

@@ -106,7 +106,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    let (app, generated_token) = townhall_server::build(config)?;
+    let (app, generated_token) = townhall_server::build(config).await?;
     let base = townhall_server::base_url(&app.config, listener.local_addr()?);
     // Stable first line: scripts and tests read the address from it.
     say!("townhall listening on {base}");

@@ -1,5 +1,5 @@
-//! Operations endpoints: `/healthz` (the process runs), `/readyz` (storage answers),
-//! `/metrics` (Prometheus text).
+//! Operations endpoints: `/healthz` (the process runs), `/readyz` (storage answers: SQLite
+//! reads, or Redis answers and the feed is subscribed), `/metrics` (Prometheus text).
 
 use crate::App;
 use axum::Router;
@@ -8,7 +8,10 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
-use townhall_core::MeetingId;
+use std::time::Duration;
+
+/// How long `/readyz` waits for the storage: less than a probe's usual timeout.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -21,15 +24,22 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let probe = MeetingId::parse("readyz-probe").expect("valid id");
-    match app.hub.log().meeting(&probe).await {
-        Ok(_) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("storage unavailable: {e}\n"),
+/// 200 `ready`, or 503 with `{"status":"unavailable","reason":…}` while the storage does not
+/// answer (Redis down or unreachable); it turns ready again by itself when it does.
+async fn readyz(State(app): State<Arc<App>>) -> axum::response::Response {
+    let reason = match tokio::time::timeout(READY_TIMEOUT, app.hub.log().health()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "storage did not answer within {} s",
+            READY_TIMEOUT.as_secs()
         ),
-    }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "status": "unavailable", "reason": reason })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

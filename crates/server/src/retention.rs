@@ -69,7 +69,7 @@ mod tests {
         };
         // No relay: its default ports may be taken by another server on the machine.
         config.media.enabled = false;
-        let (app, _) = crate::build(config).unwrap();
+        let (app, _) = crate::build(config).await.unwrap();
         let hub = &app.hub;
         let ended = hub
             .create_meeting("Afsluttet møde")

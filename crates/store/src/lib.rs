@@ -1,23 +1,38 @@
-//! The event log: one ordered log per meeting, the source of truth for everything.
+//! The event log: one ordered log per meeting, the source of truth for everything, and what
+//! several nodes share.
 //!
 //! [`EventLog`] is the one interface; engines are SQLite in WAL mode ([`SqliteLog`], the default:
-//! one file under the data dir) and in-memory ([`MemoryLog`], for tests and benchmarks). Every
-//! engine passes the same conformance suite (`tests/conformance.rs`).
+//! one file under the data dir), Redis ([`RedisLog`], several nodes on one Redis: a stream per
+//! meeting) and in-memory ([`MemoryLog`], for tests and benchmarks). Every engine passes the same
+//! conformance suite (`tests/conformance.rs`).
 //!
 //! Appends are optimistic: the caller names the offset it last saw, and the append fails with
 //! [`StoreError::Conflict`] if the log has moved on. An `Ok` from `append` means durable: the
 //! events survive a crash of the process.
 //!
+//! Beside the log, for several nodes: [`EventLog::subscribe`] is the feed of batches committed by
+//! any node ([`feed`], with the pure gap logic [`feed::next_step`]), and [`PresenceBoard`] sums
+//! the viewers of a meeting over the nodes.
+//!
 //! Deliberately absent: deciding or validating commands (that is `townhall-core`), caching
-//! state, and any network protocol.
+//! state, and any client-facing network protocol.
 
 #![forbid(unsafe_code)]
 
+mod codec;
+pub mod feed;
 mod memory;
+pub mod presence;
+mod redis;
 mod sqlite;
 mod status;
 
+pub use feed::{CommittedBatch, FeedItem, Subscription};
 pub use memory::MemoryLog;
+pub use presence::{LocalPresence, PresenceBoard};
+pub use redis::{
+    RedisConfig, RedisLog, RedisPresence, SharedValue, check_redis_url, redact_redis_url,
+};
 pub use sqlite::{Durability, SqliteLog};
 
 use async_trait::async_trait;
@@ -57,6 +72,20 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The storage cannot be reached now (Redis down, restarting or failing over). Retryable:
+    /// it comes back by itself. For `append`, the batch was not committed, except when the
+    /// request was sent and its reply lost and the batch could not be found in the log (the
+    /// message says "outcome unknown"): then it may still be committed, which a later
+    /// `Conflict` or read tells.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed later without anything changing on our side.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// One ordered log of events per meeting, plus the meeting's record.
@@ -102,6 +131,24 @@ pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes the meeting and its whole log; `false` if there was none.
     async fn delete_meeting(&self, id: &MeetingId) -> Result<bool, StoreError>;
+
+    /// Whether the store answers now (for `/readyz`); the error says why not.
+    async fn health(&self) -> Result<(), StoreError> {
+        let probe = MeetingId::parse("health-probe").expect("a valid meeting id");
+        self.meeting(&probe).await.map(drop)
+    }
+
+    /// The batches committed to `meeting`'s log from now on, by any writer (this process
+    /// included), as they are published. `None` when the engine has no such feed: a
+    /// [`SqliteLog`] is written by one process only, so its room has seen every commit already.
+    ///
+    /// The feed is at-most-once (a reconnect or a slow subscriber loses batches); it says
+    /// [`FeedItem::CatchUp`] whenever batches may have been lost, and [`feed::next_step`]
+    /// turns every batch into "apply", "duplicate" or "read this range from the log first".
+    fn subscribe(&self, meeting: &MeetingId) -> Option<Subscription> {
+        let _ = meeting;
+        None
+    }
 }
 
 /// Reads a meeting's whole log, page by page.

@@ -1,17 +1,31 @@
 //! In-memory engine: the reference semantics of [`EventLog`] without a disk, for tests and
 //! benchmarks. Nothing survives the process.
+//!
+//! Its feed is local: every committed batch goes to the subscribers in this process, so two hubs
+//! sharing one `MemoryLog` behave like two nodes sharing one Redis (without the losses).
 
+use crate::feed::{CommittedBatch, Registry, Subscription};
 use crate::status::status_after;
 use crate::{EventLog, MeetingRecord, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use townhall_core::{Event, MeetingId, Offset, Recorded};
 
 /// Every meeting's record and log, behind one lock that is never held across an `.await`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryLog {
     meetings: Mutex<HashMap<MeetingId, Stored>>,
+    feed: Arc<Registry>,
+}
+
+impl Default for MemoryLog {
+    fn default() -> Self {
+        Self {
+            meetings: Mutex::default(),
+            feed: Registry::local(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -45,6 +59,13 @@ impl MemoryLog {
         Self::default()
     }
 
+    fn publish(&self, meeting: &MeetingId, after: Offset, events: &[Event]) {
+        if !events.is_empty() {
+            self.feed
+                .publish(meeting, &CommittedBatch::new(after, events.to_vec()));
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<MeetingId, Stored>> {
         // Every mutation checks first and writes last, without a step that can panic in between,
         // so a panic elsewhere while the lock was held cannot have left a half-written meeting.
@@ -74,6 +95,7 @@ impl EventLog for MemoryLog {
         };
         let last = stored.push(first);
         meetings.insert(record.id.clone(), stored);
+        self.publish(&record.id, 0, first);
         Ok(last)
     }
 
@@ -91,7 +113,10 @@ impl EventLog for MemoryLog {
         if actual != expected {
             return Err(StoreError::Conflict { expected, actual });
         }
-        Ok(stored.push(events))
+        let last = stored.push(events);
+        // Still under the lock, so batches are published in the order they were committed.
+        self.publish(meeting, expected, events);
+        Ok(last)
     }
 
     async fn read(
@@ -149,5 +174,9 @@ impl EventLog for MemoryLog {
 
     async fn delete_meeting(&self, id: &MeetingId) -> Result<bool, StoreError> {
         Ok(self.lock().remove(id).is_some())
+    }
+
+    fn subscribe(&self, meeting: &MeetingId) -> Option<Subscription> {
+        Some(self.feed.subscribe(meeting))
     }
 }

@@ -1,5 +1,9 @@
-//! The one conformance suite every `EventLog` engine must pass, plus SQLite-only checks of the
-//! file itself (reopening, the stored format, corruption, schema versions).
+//! The one conformance suite every `EventLog` engine must pass (memory, SQLite, Redis), plus
+//! SQLite-only checks of the file itself (reopening, the stored format, corruption, schema
+//! versions). The Redis cases use `REDIS_URL` (default redis://127.0.0.1:6379) with a key prefix
+//! per test; they skip, saying so, when it does not answer, unless `TOWNHALL_REQUIRE_REDIS=1`.
+
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -602,6 +606,42 @@ async fn concurrent_appenders_one_wins(log: Arc<dyn EventLog>) {
     assert_eq!(log.meeting(&id).await.unwrap().unwrap().last_offset, 7);
 }
 
+async fn the_feed_publishes_committed_batches(log: Arc<dyn EventLog>) {
+    use townhall_store::{CommittedBatch, FeedItem};
+    let id = mid("m");
+    log.create_meeting(&record("m", 1), &[created("m")])
+        .await
+        .unwrap();
+    // SQLite has no feed: one process writes the file, and its room saw every commit.
+    let Some(mut sub) = log.subscribe(&id) else {
+        return;
+    };
+    let mut next = async || {
+        tokio::time::timeout(common::WAIT, sub.recv())
+            .await
+            .expect("a feed item in time")
+            .expect("the feed is open")
+    };
+    assert_eq!(
+        next().await,
+        FeedItem::CatchUp,
+        "live, and told to read the log"
+    );
+    log.append(&id, 1, &chatter(2, 10)).await.unwrap();
+    assert_conflict(log.append(&id, 1, &chatter(1, 20)).await, 1, 3);
+    log.append(&id, 3, &[]).await.unwrap();
+    log.append(&id, 3, &chatter(1, 30)).await.unwrap();
+    assert_eq!(
+        next().await,
+        FeedItem::Committed(CommittedBatch::new(1, chatter(2, 10)))
+    );
+    assert_eq!(
+        next().await,
+        FeedItem::Committed(CommittedBatch::new(3, chatter(1, 30))),
+        "failed and empty appends publish nothing"
+    );
+}
+
 // ---- engines -----------------------------------------------------------------------------
 
 fn memory() -> (Arc<dyn EventLog>, Option<TempDir>) {
@@ -614,7 +654,8 @@ fn sqlite() -> (Arc<dyn EventLog>, Option<TempDir>) {
     (Arc::new(log), Some(dir))
 }
 
-/// Runs every case of the suite against every engine, each case on a fresh store.
+/// Runs every case of the suite against every engine, each case on a fresh store (for Redis: a
+/// fresh key prefix, deleted after the case passed).
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod memory_engine {
@@ -635,6 +676,16 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod redis_engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(log) = super::common::shared_redis().await else { return };
+                    super::$case(std::sync::Arc::new(log.clone())).await;
+                    log.delete_everything().await.unwrap();
+                }
+            )*
+        }
     };
 }
 
@@ -652,6 +703,7 @@ conformance!(
     delete_removes_only_that_meeting,
     read_all_crosses_pages,
     concurrent_appenders_one_wins,
+    the_feed_publishes_committed_batches,
 );
 
 // ---- SQLite only -------------------------------------------------------------------------

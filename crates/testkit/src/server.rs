@@ -58,7 +58,7 @@ impl TestServer {
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (app, _) = townhall_server::build(config).unwrap();
+        let (app, _) = townhall_server::build(config).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
             let app = app.clone();
