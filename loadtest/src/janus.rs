@@ -3,10 +3,10 @@
 //! attach `janus.plugin.streaming`, `watch` the mountpoint, long-poll the session for the
 //! event that carries Janus's offer, answer with `start` + JSEP, keep the session alive.
 
-use crate::rtc::{RtcContext, RtcError, WhepViewer};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+use townhall_client::rtc::{RtcContext, RtcError, WhepViewer};
 
 /// How long to wait for the offer event.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,4 +1,4 @@
-//! townhall-load library: load scenarios and the webrtc-rs WHIP/WHEP clients.
+//! townhall-load library: load scenarios (the WHIP/WHEP clients are `townhall-client`'s).
 //!
 //! `chat`: simulated citizens and moderators over WebSocket against townhall or the Socket.IO
 //! peer (`loadtest/peers/socketio`), with latency histograms, reports and plots.
@@ -6,5 +6,4 @@
 pub mod chat;
 pub mod janus;
 pub mod media;
-pub mod rtc;
 pub mod rtp_sender;

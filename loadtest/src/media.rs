@@ -9,15 +9,16 @@
 //! viewer, the busiest server thread, the generator's own CPU and loss are measured over it.
 
 use crate::janus::JanusSession;
-use crate::rtc::{
-    MediaKind, PublisherConfig, PublisherStats, RtcContext, ViewerConfig, ViewerStats, WhepViewer,
-    WhipPublisher,
-};
 use crate::rtp_sender::PlainRtpSender;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use townhall_client::api;
+use townhall_client::rtc::{
+    MediaKind, PublisherConfig, PublisherStats, RtcContext, ViewerConfig, ViewerStats, WhepViewer,
+    WhipPublisher,
+};
 
 /// Which server the viewers watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize)]
@@ -263,33 +264,6 @@ struct Meeting {
     studio_token: Option<String>,
 }
 
-async fn create_meeting(http: &reqwest::Client, url: &str, admin: &str) -> anyhow::Result<Meeting> {
-    let res = http
-        .post(format!("{url}/api/meetings"))
-        .bearer_auth(admin)
-        .json(&serde_json::json!({ "title": "townhall-load media" }))
-        .send()
-        .await?;
-    if res.status() != 201 {
-        bail!("creating a meeting: HTTP {}", res.status());
-    }
-    let body: serde_json::Value = res.json().await?;
-    let id = body["id"].as_str().context("no id")?.to_owned();
-    let studio_token = body["studio_url"]
-        .as_str()
-        .and_then(|u| u.rsplit_once('#'))
-        .map(|(_, t)| t.to_owned());
-    let res = http
-        .post(format!("{url}/api/meetings/{id}/start"))
-        .bearer_auth(admin)
-        .send()
-        .await?;
-    if res.status() != 200 {
-        bail!("starting meeting {id}: HTTP {}", res.status());
-    }
-    Ok(Meeting { id, studio_token })
-}
-
 #[derive(Default)]
 struct Fleet {
     viewers: Vec<WhepViewer>,
@@ -515,7 +489,15 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
             id: format!("janus mountpoint {}", args.mountpoint),
             studio_token: None,
         },
-        (Some(admin), None) => create_meeting(&http, &url, admin).await?,
+        (Some(admin), None) => {
+            let m = api::create_live_meeting(&http, &url, admin, "townhall-load media")
+                .await
+                .context("creating a meeting")?;
+            Meeting {
+                id: m.id,
+                studio_token: Some(m.studio_token),
+            }
+        }
         (_, Some(id)) => Meeting {
             id: id.clone(),
             studio_token: None,

@@ -1,17 +1,17 @@
 //! Plain (unencrypted) RTP over UDP with the same synthetic VP8 and Opus streams as
-//! [`WhipPublisher`](crate::rtc::WhipPublisher): same payload sizes, packets per frame, frame
+//! [`WhipPublisher`](townhall_client::rtc::WhipPublisher): same payload sizes, packets per frame, frame
 //! rate and keyframe interval. Feeds an RTP mountpoint of Janus's streaming plugin, so Janus
 //! and townhall relay the same load.
 
-use crate::rtc::publisher::Counters;
-use crate::rtc::source::{RtpSink, send_audio, send_video};
-use crate::rtc::{PublisherConfig, PublisherStats};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
+use townhall_client::rtc::publisher::Counters;
+use townhall_client::rtc::source::{RtpSink, send_audio, send_video};
+use townhall_client::rtc::{PublisherConfig, PublisherStats};
 
 pub const VIDEO_PAYLOAD_TYPE: u8 = 96;
 pub const AUDIO_PAYLOAD_TYPE: u8 = 111;
@@ -138,7 +138,7 @@ impl RtpSink for UdpSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::{trailer, vp8};
+    use townhall_client::rtc::{trailer, vp8};
 
     #[test]
     fn header_fields_are_where_rfc_3550_puts_them() {

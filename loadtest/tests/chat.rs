@@ -3,57 +3,18 @@
 
 use std::time::Duration;
 use townhall_loadtest::chat::{self, ChatArgs, Report, Target};
-use townhall_server::config::{Config, Durability};
+use townhall_testkit::{ADMIN_TOKEN, TestServer};
 
-const ADMIN_TOKEN: &str = "loadtest-admin-token-0123456789";
-
-struct Server {
-    base: String,
-    _data: tempfile::TempDir,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_server() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: data.path().to_path_buf(),
-        admin_token: Some(ADMIN_TOKEN.into()),
-        durability: Durability::Normal,
-        ..Config::default()
-    };
-    // Every simulated citizen shares 127.0.0.x: lift the per-IP command limits, as bench.sh does.
-    config.hub.ip_commands_per_sec = 100_000.0;
-    config.hub.ip_command_burst = 100_000;
-    // Chat only: no media relay (its UDP port would clash between tests running at once).
-    config.media.enabled = false;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (app, _) = townhall_server::build(config).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let app = app.clone();
-        async move {
-            townhall_server::run(listener, app, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        }
-    });
-    Server {
-        base,
-        _data: data,
-        stop,
-        task,
-    }
-}
-
-impl Server {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
+async fn start_server() -> TestServer {
+    TestServer::start_with(|config| {
+        // Every simulated citizen shares 127.0.0.x: lift the per-IP command limits, as
+        // bench.sh does.
+        config.hub.ip_commands_per_sec = 100_000.0;
+        config.hub.ip_command_burst = 100_000;
+        // Chat only: no media relay.
+        config.media.enabled = false;
+    })
+    .await
 }
 
 fn args(base: &str) -> ChatArgs {
@@ -117,10 +78,14 @@ async fn own_meeting_with_slow_clients_misses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_an_existing_meeting_in_steps() {
     let server = start_server().await;
-    let meeting =
-        chat::admin::create_live_meeting(&server.base, ADMIN_TOKEN, "Borgermøde om trafikken")
-            .await
-            .unwrap();
+    let meeting = townhall_client::api::create_live_meeting(
+        &townhall_testkit::http(),
+        &server.base,
+        ADMIN_TOKEN,
+        "Borgermøde om trafikken",
+    )
+    .await
+    .unwrap();
     let id = meeting.id.clone();
     let token = meeting.moderator_token;
 
@@ -152,22 +117,26 @@ async fn joins_an_existing_meeting_in_steps() {
     server.stop().await;
 }
 
+/// A moderator with the wrong secret is refused (`bye bad_token`) and the report says so, once,
+/// while the citizens of the same run join and stay.
 #[tokio::test]
 async fn a_wrong_moderator_token_is_reported_not_hidden() {
     let server = start_server().await;
+    let meeting = townhall_testkit::live_meeting(&server.base).await;
     let mut a = args(&server.base);
     a.admin_token = None;
-    a.meeting = Some("doesnotexist".into());
-    a.moderator_token = Some("wrong".into());
-    a.citizens = 1;
+    a.meeting = Some(meeting.id);
+    a.moderator_token = Some(format!("{}x", meeting.moderator_token));
+    a.citizens = 2;
     a.moderators = 1;
     a.duration = Duration::from_secs(1);
     let r = chat::run(a).await.unwrap();
+    assert_eq!(r.errors.get("bye:bad_token"), Some(&1), "{}", r.summary());
     assert!(
-        r.errors.contains_key("no_meeting") || r.errors.contains_key("bye:no_meeting"),
+        r.errors.keys().all(|code| code.ends_with("bad_token")),
         "{}",
         r.summary()
     );
-    assert_eq!(r.connections_held, 0);
+    assert_eq!(r.connections_held, 2, "{}", r.summary());
     server.stop().await;
 }

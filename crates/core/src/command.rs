@@ -1,145 +1,147 @@
 //! Commands: what an actor asks the meeting to do. Imperative names; they arrive over the wire
 //! (`{"type": "ask_question", "text": "…"}`) or from the organizer API.
+//!
+//! Each command is a struct in the module of its subject under `rules/` (`questions.rs`,
+//! `polls.rs`, …), next to its `Rule` — who may issue it and what it decides — and next to the
+//! events it causes, whose `Change` says how they fold into the state
+//! and who hears of them. The list below only names them: adding a command is writing its struct
+//! and its `impl Rule` in that module, plus one line here. A rule has no default permission, so
+//! a new command is never moderator-only (or open to all) by accident.
 
-use crate::ids::{CommentId, ParticipantId, PollId, QuestionId};
+use crate::event::EventKind;
+use crate::ids::{Actor, Role, Timestamp};
+use crate::meeting::{Meeting, Participant};
+use crate::rejection::Rejection;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
-    // Anyone in the meeting.
-    /// Set or clear (empty text) the display name shown with questions and comments.
-    SetName {
-        name: String,
-    },
-    AskQuestion {
-        text: String,
-        /// Hide the author's name from other citizens (moderators still see it).
-        #[serde(default)]
-        anonymous: bool,
-    },
-    Upvote {
-        question: QuestionId,
-    },
-    RetractUpvote {
-        question: QuestionId,
-    },
-    PostComment {
-        text: String,
-    },
-    /// Answer an open poll with the index of one of its options (once).
-    AnswerPoll {
-        poll: PollId,
-        option: u32,
-    },
-
-    // Moderators (mark_answered also speakers).
-    ApproveQuestion {
-        question: QuestionId,
-    },
-    RejectQuestion {
-        question: QuestionId,
-        reason: String,
-    },
-    /// Merge a duplicate `question` into `into`, which keeps the union of both votes.
-    MergeQuestion {
-        question: QuestionId,
-        into: QuestionId,
-    },
-    /// Put an approved question in the speakers' queue, or move a queued one; `position` 0 is
-    /// next, absent means last.
-    QueueQuestion {
-        question: QuestionId,
-        #[serde(default)]
-        position: Option<u32>,
-    },
-    UnqueueQuestion {
-        question: QuestionId,
-    },
-    PutOnAir {
-        question: QuestionId,
-    },
-    MarkAnswered {
-        question: QuestionId,
-    },
-    HideComment {
-        comment: CommentId,
-    },
-    MuteParticipant {
-        participant: ParticipantId,
-    },
-    UnmuteParticipant {
-        participant: ParticipantId,
-    },
-    BanParticipant {
-        participant: ParticipantId,
-    },
-    UnbanParticipant {
-        participant: ParticipantId,
-    },
-    /// Minimum seconds between two posts of one citizen; 0 turns slow mode off.
-    SetSlowMode {
-        seconds: u32,
-    },
-    SetQaOpen {
-        open: bool,
-    },
-    SetChatOpen {
-        open: bool,
-    },
-    /// Pin an announcement above the chat; empty text removes it.
-    PinAnnouncement {
-        text: String,
-    },
-
-    /// Ask everyone a multiple-choice question (2 to 6 options).
-    OpenPoll {
-        question: String,
-        options: Vec<String>,
-    },
-    ClosePoll {
-        poll: PollId,
-    },
-
-    // Organizer.
-    CreateMeeting {
-        title: String,
-    },
-    StartMeeting,
-    EndMeeting,
+/// Which roles may issue a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Every participant, citizens included.
+    Anyone,
+    /// Moderators, and speakers (who answer questions on air), and the organizer.
+    Presenters,
+    /// Moderators and the organizer.
+    Moderators,
+    /// The organizer only (through the organizer API).
+    Organizer,
 }
 
-impl Command {
-    /// Short bounded name, used as a metrics label and in logs.
-    pub fn name(&self) -> &'static str {
+impl Permission {
+    pub fn allows(self, role: Role) -> bool {
         match self {
-            Command::SetName { .. } => "set_name",
-            Command::AskQuestion { .. } => "ask_question",
-            Command::Upvote { .. } => "upvote",
-            Command::RetractUpvote { .. } => "retract_upvote",
-            Command::PostComment { .. } => "post_comment",
-            Command::AnswerPoll { .. } => "answer_poll",
-            Command::OpenPoll { .. } => "open_poll",
-            Command::ClosePoll { .. } => "close_poll",
-            Command::ApproveQuestion { .. } => "approve_question",
-            Command::RejectQuestion { .. } => "reject_question",
-            Command::MergeQuestion { .. } => "merge_question",
-            Command::QueueQuestion { .. } => "queue_question",
-            Command::UnqueueQuestion { .. } => "unqueue_question",
-            Command::PutOnAir { .. } => "put_on_air",
-            Command::MarkAnswered { .. } => "mark_answered",
-            Command::HideComment { .. } => "hide_comment",
-            Command::MuteParticipant { .. } => "mute_participant",
-            Command::UnmuteParticipant { .. } => "unmute_participant",
-            Command::BanParticipant { .. } => "ban_participant",
-            Command::UnbanParticipant { .. } => "unban_participant",
-            Command::SetSlowMode { .. } => "set_slow_mode",
-            Command::SetQaOpen { .. } => "set_qa_open",
-            Command::SetChatOpen { .. } => "set_chat_open",
-            Command::PinAnnouncement { .. } => "pin_announcement",
-            Command::CreateMeeting { .. } => "create_meeting",
-            Command::StartMeeting => "start_meeting",
-            Command::EndMeeting => "end_meeting",
+            Permission::Anyone => true,
+            Permission::Presenters => {
+                matches!(role, Role::Moderator | Role::Speaker | Role::Organizer)
+            }
+            Permission::Moderators => matches!(role, Role::Moderator | Role::Organizer),
+            Permission::Organizer => role == Role::Organizer,
         }
     }
+}
+
+/// What a rule decides with: who asks, when, and their state in the meeting (if known yet).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Context<'a> {
+    pub actor: &'a Actor,
+    pub now: Timestamp,
+    pub me: Option<&'a Participant>,
+}
+
+/// One command's rule. `decide` runs after the checks every command shares (permission, the
+/// meeting exists and has not ended, the actor is not banned), and is pure: the same state,
+/// context and command always give the same events, stamped by the caller with `now` and the
+/// actor.
+pub(crate) trait Rule {
+    /// Who may issue the command. Deliberately without a default.
+    const PERMISSION: Permission;
+
+    fn decide(&self, m: &Meeting, cx: &Context<'_>) -> Result<Vec<EventKind>, Rejection>;
+}
+
+/// The one event a rule decides, as `decide` returns it.
+pub(crate) fn one(kind: impl Into<EventKind>) -> Result<Vec<EventKind>, Rejection> {
+    Ok(vec![kind.into()])
+}
+
+/// Declares [`Command`] from the list of command structs: the serde tag (the wire's `type`,
+/// also the bounded name in metrics), the dispatch to each [`Rule`], `From` for each struct,
+/// and the re-export of the struct from its subject's module.
+macro_rules! commands {
+    ($($name:ident in $subject:ident = $wire:literal,)*) => {
+        $(pub use crate::rules::$subject::$name;)*
+
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum Command {
+            $(#[serde(rename = $wire)] $name($name),)*
+        }
+
+        impl Command {
+            /// Short bounded name (the wire's `type`), used as a metrics label and in logs.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Command::$name(_) => $wire,)*
+                }
+            }
+
+            /// Which roles may issue this command.
+            pub fn permission(&self) -> Permission {
+                match self {
+                    $(Command::$name(_) => <$name as Rule>::PERMISSION,)*
+                }
+            }
+
+            pub(crate) fn decide(
+                &self,
+                m: &Meeting,
+                cx: &Context<'_>,
+            ) -> Result<Vec<EventKind>, Rejection> {
+                match self {
+                    $(Command::$name(c) => c.decide(m, cx),)*
+                }
+            }
+        }
+
+        $(impl From<$name> for Command {
+            fn from(c: $name) -> Self {
+                Command::$name(c)
+            }
+        })*
+    };
+}
+
+commands! {
+    // Anyone in the meeting.
+    SetName in participants = "set_name",
+    AskQuestion in questions = "ask_question",
+    Upvote in votes = "upvote",
+    RetractUpvote in votes = "retract_upvote",
+    PostComment in comments = "post_comment",
+    AnswerPoll in polls = "answer_poll",
+
+    // Moderators (mark_answered also speakers).
+    ApproveQuestion in questions = "approve_question",
+    RejectQuestion in questions = "reject_question",
+    MergeQuestion in questions = "merge_question",
+    QueueQuestion in questions = "queue_question",
+    UnqueueQuestion in questions = "unqueue_question",
+    PutOnAir in questions = "put_on_air",
+    MarkAnswered in questions = "mark_answered",
+    HideComment in comments = "hide_comment",
+    MuteParticipant in participants = "mute_participant",
+    UnmuteParticipant in participants = "unmute_participant",
+    BanParticipant in participants = "ban_participant",
+    UnbanParticipant in participants = "unban_participant",
+    SetSlowMode in settings = "set_slow_mode",
+    SetQaOpen in settings = "set_qa_open",
+    SetChatOpen in settings = "set_chat_open",
+    PinAnnouncement in settings = "pin_announcement",
+    OpenPoll in polls = "open_poll",
+    ClosePoll in polls = "close_poll",
+
+    // Organizer.
+    CreateMeeting in lifecycle = "create_meeting",
+    StartMeeting in lifecycle = "start_meeting",
+    EndMeeting in lifecycle = "end_meeting",
 }

@@ -6,24 +6,29 @@
 //! always gives the same state. [`fanout`] turns an applied event into the wire updates each
 //! audience may see, and [`wire`] holds the JSON protocol types shared with every client.
 //!
+//! Everything about one command lives in the module of its subject under `rules/`: the command
+//! and its rule (who may issue it, what it decides), and the events it causes with their fold
+//! into the state and their audiences. [`command`] and [`event`] only list them.
+//!
 //! Deliberately absent: I/O, async, clocks and randomness. Time (`now`) and ids come in as
 //! arguments, so everything here is deterministic and tested with plain unit and property tests.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
-mod command;
+pub mod command;
 mod decide;
-mod event;
+pub mod event;
 pub mod fanout;
 mod ids;
 mod meeting;
 mod rejection;
+mod rules;
 pub mod text;
 pub mod view;
 pub mod wire;
 
-pub use command::Command;
+pub use command::{Command, Permission};
 pub use event::{Event, EventKind, Recorded};
 pub use ids::{
     Actor, CommentId, InvalidId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Role,

@@ -1,6 +1,6 @@
 //! The state of one meeting and how events fold into it.
 
-use crate::event::{EventKind, Recorded};
+use crate::event::Recorded;
 use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -216,7 +216,7 @@ impl Meeting {
         self.participants.get(id).and_then(|p| p.name.clone())
     }
 
-    /// Folds one recorded event into the state.
+    /// Folds one recorded event into the state (each event's rule is in its subject's module).
     ///
     /// Events come from `decide` or from the log, so they are valid for this state; an event
     /// that refers to something unknown is ignored rather than trusted.
@@ -226,193 +226,6 @@ impl Meeting {
             "events must be applied in log order"
         );
         self.offset = rec.offset;
-        let by = &rec.event.by;
-        let at = rec.event.at;
-        match &rec.event.kind {
-            EventKind::MeetingCreated { title } => {
-                self.title = title.clone();
-                self.status = MeetingStatus::Scheduled;
-                self.created_at = at;
-            }
-            EventKind::MeetingStarted => self.status = MeetingStatus::Live,
-            EventKind::MeetingEnded => self.status = MeetingStatus::Ended,
-            EventKind::ParticipantRenamed { name } => {
-                self.participants.entry(by.clone()).or_default().name = name.clone();
-            }
-            EventKind::QuestionAsked {
-                question,
-                text,
-                anonymous,
-                author_name,
-            } => {
-                let p = self.participants.entry(by.clone()).or_default();
-                p.last_post_at = Some(at);
-                p.pending += 1;
-                self.questions.insert(
-                    *question,
-                    Question {
-                        id: *question,
-                        author: by.clone(),
-                        author_name: author_name.clone(),
-                        anonymous: *anonymous,
-                        text: text.clone(),
-                        asked_at: at,
-                        status: QuestionStatus::Pending,
-                        public: false,
-                        voters: BTreeSet::new(),
-                    },
-                );
-            }
-            EventKind::QuestionApproved { question } => {
-                self.set_status(*question, QuestionStatus::Approved)
-            }
-            EventKind::QuestionRejected { question, reason } => self.set_status(
-                *question,
-                QuestionStatus::Rejected {
-                    reason: reason.clone(),
-                },
-            ),
-            EventKind::QuestionMerged { question, into } => {
-                let voters = self
-                    .questions
-                    .get(question)
-                    .map(|q| q.voters.clone())
-                    .unwrap_or_default();
-                if let Some(target) = self.questions.get_mut(into) {
-                    target.voters.extend(voters);
-                }
-                self.set_status(*question, QuestionStatus::Merged { into: *into });
-            }
-            EventKind::QuestionQueued { question, position } => {
-                self.set_status(*question, QuestionStatus::Queued);
-                let at = (*position as usize).min(self.queue.len());
-                self.queue.insert(at, *question);
-            }
-            EventKind::QuestionUnqueued { question } => {
-                self.set_status(*question, QuestionStatus::Approved)
-            }
-            EventKind::QuestionOnAir { question } => {
-                self.set_status(*question, QuestionStatus::OnAir);
-                self.on_air = Some(*question);
-            }
-            EventKind::QuestionAnswered { question } => {
-                self.set_status(*question, QuestionStatus::Answered)
-            }
-            EventKind::VoteCast { question } => {
-                if let Some(q) = self.questions.get_mut(question) {
-                    q.voters.insert(by.clone());
-                }
-            }
-            EventKind::VoteRetracted { question } => {
-                if let Some(q) = self.questions.get_mut(question) {
-                    q.voters.remove(by);
-                }
-            }
-            EventKind::CommentPosted {
-                comment,
-                text,
-                author_name,
-            } => {
-                self.participants
-                    .entry(by.clone())
-                    .or_default()
-                    .last_post_at = Some(at);
-                self.comments.insert(
-                    *comment,
-                    Comment {
-                        id: *comment,
-                        author: by.clone(),
-                        author_name: author_name.clone(),
-                        text: text.clone(),
-                        at,
-                        hidden: false,
-                    },
-                );
-            }
-            EventKind::CommentHidden { comment } => {
-                if let Some(c) = self.comments.get_mut(comment) {
-                    c.hidden = true;
-                }
-            }
-            EventKind::ParticipantMuted { participant } => {
-                self.participants
-                    .entry(participant.clone())
-                    .or_default()
-                    .muted = true
-            }
-            EventKind::ParticipantUnmuted { participant } => {
-                self.participants
-                    .entry(participant.clone())
-                    .or_default()
-                    .muted = false
-            }
-            EventKind::ParticipantBanned { participant } => {
-                self.participants
-                    .entry(participant.clone())
-                    .or_default()
-                    .banned = true
-            }
-            EventKind::ParticipantUnbanned { participant } => {
-                self.participants
-                    .entry(participant.clone())
-                    .or_default()
-                    .banned = false
-            }
-            EventKind::SlowModeSet { seconds } => self.slow_mode_secs = *seconds,
-            EventKind::QaOpened => self.qa_open = true,
-            EventKind::QaClosed => self.qa_open = false,
-            EventKind::ChatOpened => self.chat_open = true,
-            EventKind::ChatClosed => self.chat_open = false,
-            EventKind::AnnouncementPinned { text } => self.announcement = text.clone(),
-            EventKind::PollOpened {
-                poll,
-                question,
-                options,
-            } => {
-                self.polls.insert(
-                    *poll,
-                    Poll {
-                        id: *poll,
-                        question: question.clone(),
-                        options: options.clone(),
-                        open: true,
-                        opened_at: at,
-                        answers: BTreeMap::new(),
-                    },
-                );
-            }
-            EventKind::PollClosed { poll } => {
-                if let Some(p) = self.polls.get_mut(poll) {
-                    p.open = false;
-                }
-            }
-            EventKind::PollAnswered { poll, option } => {
-                if let Some(p) = self.polls.get_mut(poll) {
-                    p.answers.insert(by.clone(), *option);
-                }
-            }
-        }
-    }
-
-    /// Moves a question to `status`, keeping the queue, the on-air slot and the author's pending
-    /// count consistent with it.
-    fn set_status(&mut self, id: QuestionId, status: QuestionStatus) {
-        let Some(q) = self.questions.get_mut(&id) else {
-            return;
-        };
-        if q.status == QuestionStatus::Pending
-            && status != QuestionStatus::Pending
-            && let Some(p) = self.participants.get_mut(&q.author)
-        {
-            p.pending = p.pending.saturating_sub(1);
-        }
-        if matches!(status, QuestionStatus::Approved) {
-            q.public = true;
-        }
-        q.status = status;
-        self.queue.retain(|&x| x != id);
-        if self.on_air == Some(id) {
-            self.on_air = None;
-        }
+        rec.event.kind.apply(self, &rec.event.by, rec.event.at);
     }
 }

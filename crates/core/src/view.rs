@@ -378,6 +378,7 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::client::ClientView;
+    use crate::command::{CreateMeeting, PostComment, StartMeeting};
     use crate::wire::ServerMessage;
     use crate::{Actor, Command, Recorded, Timestamp};
 
@@ -392,15 +393,19 @@ mod tests {
                 });
             }
         };
-        run(&mut m, &org, Command::CreateMeeting { title: "t".into() });
-        run(&mut m, &org, Command::StartMeeting);
+        run(
+            &mut m,
+            &org,
+            Command::CreateMeeting(CreateMeeting { title: "t".into() }),
+        );
+        run(&mut m, &org, Command::StartMeeting(StartMeeting));
         for i in 0..comments {
             run(
                 &mut m,
                 &org,
-                Command::PostComment {
+                Command::PostComment(PostComment {
                     text: format!("kommentar {i}"),
-                },
+                }),
             );
         }
         m

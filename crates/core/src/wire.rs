@@ -203,6 +203,7 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::AskQuestion;
 
     #[test]
     fn commands_read_as_documented() {
@@ -214,10 +215,10 @@ mod tests {
             m,
             ClientMessage::Cmd {
                 reference: 7,
-                cmd: Command::AskQuestion {
+                cmd: Command::AskQuestion(AskQuestion {
                     text: "Hvornår?".into(),
                     anonymous: true
-                }
+                })
             }
         );
         let hello: ClientMessage =

@@ -4,6 +4,20 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
+use townhall_core::command::{
+    AnswerPoll, ApproveQuestion, AskQuestion, BanParticipant, ClosePoll, CreateMeeting, EndMeeting,
+    HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement,
+    PostComment, PutOnAir, QueueQuestion, RejectQuestion, RetractUpvote, SetChatOpen, SetName,
+    SetQaOpen, SetSlowMode, StartMeeting, UnbanParticipant, UnmuteParticipant, UnqueueQuestion,
+    Upvote,
+};
+use townhall_core::event::{
+    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, MeetingCreated,
+    MeetingEnded, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed,
+    ParticipantUnbanned, ParticipantUnmuted, PollOpened, QaClosed, QaOpened, QuestionAnswered,
+    QuestionApproved, QuestionAsked, QuestionMerged, QuestionOnAir, QuestionQueued,
+    QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted,
+};
 use townhall_core::fanout::{self, Update};
 use townhall_core::text::{TextError, TextKind};
 use townhall_core::view::Viewer;
@@ -12,8 +26,8 @@ use townhall_core::view::{
 };
 use townhall_core::wire::{ClientMessage, EventFrame, PROTOCOL_VERSION, ServerMessage, Voted};
 use townhall_core::{
-    Command, CommentId, Event, EventKind, MeetingStatus, QuestionId, QuestionStatus, Recorded,
-    Rejection, Role, Timestamp,
+    Command, CommentId, Event, EventKind, MeetingStatus, PollId, QuestionId, QuestionStatus,
+    Recorded, Rejection, Role, Timestamp,
 };
 
 fn kinds(recs: &[Recorded]) -> Vec<EventKind> {
@@ -45,30 +59,36 @@ fn create_makes_the_meeting_scheduled() {
     assert_eq!(
         h.code(
             &citizen("anna"),
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: "Hej?".into(),
                 anonymous: false
-            }
+            })
         ),
         "no_meeting"
     );
-    assert_eq!(h.code(&organizer(), Command::StartMeeting), "no_meeting");
     assert_eq!(
-        h.code(&moderator(), Command::CreateMeeting { title: "x".into() }),
+        h.code(&organizer(), Command::StartMeeting(StartMeeting)),
+        "no_meeting"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::CreateMeeting(CreateMeeting { title: "x".into() })
+        ),
         "forbidden"
     );
 
     let recs = h.ok(
         &organizer(),
-        Command::CreateMeeting {
+        Command::CreateMeeting(CreateMeeting {
             title: "  Borgermøde  ".into(),
-        },
+        }),
     );
     assert_eq!(
         kinds(&recs),
-        vec![EventKind::MeetingCreated {
+        vec![EventKind::MeetingCreated(MeetingCreated {
             title: "Borgermøde".into()
-        }]
+        })]
     );
     assert_eq!(recs[0].offset, 1);
     assert_eq!(recs[0].event.by, organizer().participant);
@@ -80,9 +100,9 @@ fn create_makes_the_meeting_scheduled() {
     assert_eq!(
         h.code(
             &organizer(),
-            Command::CreateMeeting {
+            Command::CreateMeeting(CreateMeeting {
                 title: "again".into()
-            }
+            })
         ),
         "already_created"
     );
@@ -91,25 +111,31 @@ fn create_makes_the_meeting_scheduled() {
 #[test]
 fn start_makes_the_meeting_live_once() {
     let mut h = Harness::scheduled();
-    let recs = h.ok(&organizer(), Command::StartMeeting);
-    assert_eq!(kinds(&recs), vec![EventKind::MeetingStarted]);
+    let recs = h.ok(&organizer(), Command::StartMeeting(StartMeeting));
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::MeetingStarted(MeetingStarted)]
+    );
     assert_eq!(h.meeting.status, MeetingStatus::Live);
-    assert_eq!(h.code(&organizer(), Command::StartMeeting), "invalid_state");
+    assert_eq!(
+        h.code(&organizer(), Command::StartMeeting(StartMeeting)),
+        "invalid_state"
+    );
 }
 
 #[test]
 fn end_answers_the_question_on_air_and_freezes_the_meeting() {
     let mut h = Harness::live();
     let q = h.ask_approved(&citizen("anna"), "Hvornår åbner svømmehallen?");
-    h.ok(&moderator(), Command::PutOnAir { question: q });
+    h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q }));
     assert_eq!(h.meeting.on_air, Some(q));
 
-    let recs = h.ok(&organizer(), Command::EndMeeting);
+    let recs = h.ok(&organizer(), Command::EndMeeting(EndMeeting));
     assert_eq!(
         kinds(&recs),
         vec![
-            EventKind::QuestionAnswered { question: q },
-            EventKind::MeetingEnded
+            EventKind::QuestionAnswered(QuestionAnswered { question: q }),
+            EventKind::MeetingEnded(MeetingEnded)
         ]
     );
     assert_eq!(recs[0].offset + 1, recs[1].offset);
@@ -118,23 +144,32 @@ fn end_answers_the_question_on_air_and_freezes_the_meeting() {
     assert_eq!(h.meeting.on_air, None);
 
     // Nothing more happens in an ended meeting, whoever asks.
-    assert_eq!(h.code(&organizer(), Command::StartMeeting), "meeting_ended");
-    assert_eq!(h.code(&organizer(), Command::EndMeeting), "meeting_ended");
     assert_eq!(
-        h.code(&moderator(), Command::SetQaOpen { open: false }),
+        h.code(&organizer(), Command::StartMeeting(StartMeeting)),
         "meeting_ended"
     );
     assert_eq!(
-        h.code(&citizen("bo"), Command::SetName { name: "Bo".into() }),
+        h.code(&organizer(), Command::EndMeeting(EndMeeting)),
+        "meeting_ended"
+    );
+    assert_eq!(
+        h.code(&moderator(), Command::SetQaOpen(SetQaOpen { open: false })),
         "meeting_ended"
     );
     assert_eq!(
         h.code(
             &citizen("bo"),
-            Command::AskQuestion {
+            Command::SetName(SetName { name: "Bo".into() })
+        ),
+        "meeting_ended"
+    );
+    assert_eq!(
+        h.code(
+            &citizen("bo"),
+            Command::AskQuestion(AskQuestion {
                 text: "Og nu?".into(),
                 anonymous: false
-            }
+            })
         ),
         "meeting_ended"
     );
@@ -143,8 +178,8 @@ fn end_answers_the_question_on_air_and_freezes_the_meeting() {
 #[test]
 fn end_without_question_on_air_only_ends() {
     let mut h = Harness::scheduled();
-    let recs = h.ok(&organizer(), Command::EndMeeting);
-    assert_eq!(kinds(&recs), vec![EventKind::MeetingEnded]);
+    let recs = h.ok(&organizer(), Command::EndMeeting(EndMeeting));
+    assert_eq!(kinds(&recs), vec![EventKind::MeetingEnded(MeetingEnded)]);
     assert_eq!(h.meeting.status, MeetingStatus::Ended);
 }
 
@@ -153,22 +188,25 @@ fn questions_may_be_asked_while_scheduled() {
     let mut h = Harness::scheduled();
     let q = h.ask(&citizen("anna"), "Kommer der flere p-pladser?");
     assert_eq!(h.status(q), QuestionStatus::Pending);
-    h.ok(&moderator(), Command::ApproveQuestion { question: q });
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::ApproveQuestion(ApproveQuestion { question: q }),
+    );
+    h.ok(
+        &moderator(),
+        Command::QueueQuestion(QueueQuestion {
             question: q,
             position: None,
-        },
+        }),
     );
     assert_eq!(h.meeting.queue, vec![q]);
     // Going on air needs a live meeting.
     assert_eq!(
-        h.code(&moderator(), Command::PutOnAir { question: q }),
+        h.code(&moderator(), Command::PutOnAir(PutOnAir { question: q })),
         "not_live"
     );
-    h.ok(&organizer(), Command::StartMeeting);
-    h.ok(&moderator(), Command::PutOnAir { question: q });
+    h.ok(&organizer(), Command::StartMeeting(StartMeeting));
+    h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q }));
 }
 
 #[test]
@@ -177,21 +215,21 @@ fn comments_need_a_live_meeting() {
     assert_eq!(
         h.code(
             &citizen("anna"),
-            Command::PostComment { text: "Hej".into() }
+            Command::PostComment(PostComment { text: "Hej".into() })
         ),
         "not_live"
     );
     // Staff may prepare the chat before the start.
     h.ok(
         &moderator(),
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Velkommen!".into(),
-        },
+        }),
     );
-    h.ok(&organizer(), Command::StartMeeting);
+    h.ok(&organizer(), Command::StartMeeting(StartMeeting));
     h.ok(
         &citizen("anna"),
-        Command::PostComment { text: "Hej".into() },
+        Command::PostComment(PostComment { text: "Hej".into() }),
     );
     assert_eq!(h.meeting.comments.len(), 2);
 }
@@ -211,12 +249,18 @@ fn question_goes_from_pending_through_queue_and_air_to_answered() {
     assert!(!q.public);
     assert_eq!(h.meeting.participant(&anna.participant).unwrap().pending, 1);
 
-    h.ok(&moderator(), Command::ApproveQuestion { question: q1 });
+    h.ok(
+        &moderator(),
+        Command::ApproveQuestion(ApproveQuestion { question: q1 }),
+    );
     assert_eq!(h.status(q1), QuestionStatus::Approved);
     assert!(h.question(q1).public);
     assert_eq!(h.meeting.participant(&anna.participant).unwrap().pending, 0);
     assert_eq!(
-        h.code(&moderator(), Command::ApproveQuestion { question: q1 }),
+        h.code(
+            &moderator(),
+            Command::ApproveQuestion(ApproveQuestion { question: q1 })
+        ),
         "invalid_state"
     );
 
@@ -226,31 +270,31 @@ fn question_goes_from_pending_through_queue_and_air_to_answered() {
     // Positions: absent means last, 0 means next, too large is clamped to last.
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q1,
             position: None,
-        },
+        }),
     );
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q2,
             position: None,
-        },
+        }),
     );
     let recs = h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q3,
             position: Some(0),
-        },
+        }),
     );
     assert_eq!(
         kinds(&recs),
-        vec![EventKind::QuestionQueued {
+        vec![EventKind::QuestionQueued(QuestionQueued {
             question: q3,
             position: 0
-        }]
+        })]
     );
     assert_eq!(h.meeting.queue, vec![q3, q1, q2]);
     assert_eq!(h.status(q3), QuestionStatus::Queued);
@@ -258,62 +302,68 @@ fn question_goes_from_pending_through_queue_and_air_to_answered() {
     // Reorder.
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q2,
             position: Some(0),
-        },
+        }),
     );
     assert_eq!(h.meeting.queue, vec![q2, q3, q1]);
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q2,
             position: Some(1),
-        },
+        }),
     );
     assert_eq!(h.meeting.queue, vec![q3, q2, q1]);
     let recs = h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q3,
             position: Some(99),
-        },
+        }),
     );
     assert_eq!(
         kinds(&recs),
-        vec![EventKind::QuestionQueued {
+        vec![EventKind::QuestionQueued(QuestionQueued {
             question: q3,
             position: 2
-        }]
+        })]
     );
     assert_eq!(h.meeting.queue, vec![q2, q1, q3]);
 
     // Unqueue.
-    h.ok(&moderator(), Command::UnqueueQuestion { question: q3 });
+    h.ok(
+        &moderator(),
+        Command::UnqueueQuestion(UnqueueQuestion { question: q3 }),
+    );
     assert_eq!(h.meeting.queue, vec![q2, q1]);
     assert_eq!(h.status(q3), QuestionStatus::Approved);
     assert_eq!(
-        h.code(&moderator(), Command::UnqueueQuestion { question: q3 }),
+        h.code(
+            &moderator(),
+            Command::UnqueueQuestion(UnqueueQuestion { question: q3 })
+        ),
         "invalid_state"
     );
 
     // On air, from the queue.
-    h.ok(&moderator(), Command::PutOnAir { question: q1 });
+    h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q1 }));
     assert_eq!(h.meeting.on_air, Some(q1));
     assert_eq!(h.meeting.queue, vec![q2]);
     assert_eq!(h.status(q1), QuestionStatus::OnAir);
     assert_eq!(
-        h.code(&moderator(), Command::PutOnAir { question: q1 }),
+        h.code(&moderator(), Command::PutOnAir(PutOnAir { question: q1 })),
         "invalid_state"
     );
 
     // Putting another on air answers the previous one.
-    let recs = h.ok(&moderator(), Command::PutOnAir { question: q2 });
+    let recs = h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q2 }));
     assert_eq!(
         kinds(&recs),
         vec![
-            EventKind::QuestionAnswered { question: q1 },
-            EventKind::QuestionOnAir { question: q2 }
+            EventKind::QuestionAnswered(QuestionAnswered { question: q1 }),
+            EventKind::QuestionOnAir(QuestionOnAir { question: q2 })
         ]
     );
     assert_eq!(h.status(q1), QuestionStatus::Answered);
@@ -322,45 +372,54 @@ fn question_goes_from_pending_through_queue_and_air_to_answered() {
     assert!(h.meeting.queue.is_empty());
 
     // Answered.
-    h.ok(&moderator(), Command::MarkAnswered { question: q2 });
+    h.ok(
+        &moderator(),
+        Command::MarkAnswered(MarkAnswered { question: q2 }),
+    );
     assert_eq!(h.status(q2), QuestionStatus::Answered);
     assert_eq!(h.meeting.on_air, None);
 
     // An answered question is closed for everything.
     assert_eq!(
-        h.code(&moderator(), Command::MarkAnswered { question: q2 }),
-        "invalid_state"
-    );
-    assert_eq!(
-        h.code(&moderator(), Command::ApproveQuestion { question: q2 }),
+        h.code(
+            &moderator(),
+            Command::MarkAnswered(MarkAnswered { question: q2 })
+        ),
         "invalid_state"
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::QueueQuestion {
+            Command::ApproveQuestion(ApproveQuestion { question: q2 })
+        ),
+        "invalid_state"
+    );
+    assert_eq!(
+        h.code(
+            &moderator(),
+            Command::QueueQuestion(QueueQuestion {
                 question: q2,
                 position: None
-            }
+            })
         ),
         "invalid_state"
     );
     assert_eq!(
-        h.code(&moderator(), Command::PutOnAir { question: q2 }),
+        h.code(&moderator(), Command::PutOnAir(PutOnAir { question: q2 })),
         "invalid_state"
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::RejectQuestion {
+            Command::RejectQuestion(RejectQuestion {
                 question: q2,
                 reason: "x".into()
-            }
+            })
         ),
         "invalid_state"
     );
     assert_eq!(
-        h.code(&citizen("bo"), Command::Upvote { question: q2 }),
+        h.code(&citizen("bo"), Command::Upvote(Upvote { question: q2 })),
         "invalid_state"
     );
 
@@ -368,30 +427,36 @@ fn question_goes_from_pending_through_queue_and_air_to_answered() {
     assert_eq!(
         h.code(
             &moderator(),
-            Command::MarkAnswered {
+            Command::MarkAnswered(MarkAnswered {
                 question: QuestionId(42)
-            }
+            })
         ),
         "unknown_question"
     );
-    h.ok(&moderator(), Command::MarkAnswered { question: q3 });
+    h.ok(
+        &moderator(),
+        Command::MarkAnswered(MarkAnswered { question: q3 }),
+    );
     let q4 = h.ask(&anna, "Fjerde");
     assert_eq!(
-        h.code(&moderator(), Command::MarkAnswered { question: q4 }),
+        h.code(
+            &moderator(),
+            Command::MarkAnswered(MarkAnswered { question: q4 })
+        ),
         "invalid_state"
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::QueueQuestion {
+            Command::QueueQuestion(QueueQuestion {
                 question: q4,
                 position: None
-            }
+            })
         ),
         "invalid_state"
     );
     assert_eq!(
-        h.code(&moderator(), Command::PutOnAir { question: q4 }),
+        h.code(&moderator(), Command::PutOnAir(PutOnAir { question: q4 })),
         "invalid_state"
     );
 }
@@ -404,39 +469,42 @@ fn rejecting_a_queued_or_on_air_question_keeps_queue_consistent() {
     let q2 = h.ask_approved(&a, "To");
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q1,
             position: None,
-        },
+        }),
     );
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q2,
             position: None,
-        },
+        }),
     );
     h.ok(
         &moderator(),
-        Command::RejectQuestion {
+        Command::RejectQuestion(RejectQuestion {
             question: q1,
             reason: "Gentagelse".into(),
-        },
+        }),
     );
     assert_eq!(h.meeting.queue, vec![q2]);
-    h.ok(&moderator(), Command::PutOnAir { question: q2 });
+    h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q2 }));
     assert_eq!(
         h.code(
             &moderator(),
-            Command::RejectQuestion {
+            Command::RejectQuestion(RejectQuestion {
                 question: q2,
                 reason: "x".into()
-            }
+            })
         ),
         "invalid_state"
     );
     // A rejected question can be approved again after all.
-    h.ok(&moderator(), Command::ApproveQuestion { question: q1 });
+    h.ok(
+        &moderator(),
+        Command::ApproveQuestion(ApproveQuestion { question: q1 }),
+    );
     assert_eq!(h.status(q1), QuestionStatus::Approved);
 }
 
@@ -450,10 +518,10 @@ fn rejection_reason_is_shown_to_author_and_staff_only() {
 
     h.ok(
         &moderator(),
-        Command::RejectQuestion {
+        Command::RejectQuestion(RejectQuestion {
             question: pending,
             reason: "  Uden for emnet ".into(),
-        },
+        }),
     );
     assert_eq!(
         h.status(pending),
@@ -464,10 +532,10 @@ fn rejection_reason_is_shown_to_author_and_staff_only() {
     assert_eq!(h.meeting.participant(&anna.participant).unwrap().pending, 0);
     let recs = h.ok(
         &moderator(),
-        Command::RejectQuestion {
+        Command::RejectQuestion(RejectQuestion {
             question: approved,
             reason: "Besvaret".into(),
-        },
+        }),
     );
 
     for who in [&anna, &moderator(), &speaker()] {
@@ -499,10 +567,10 @@ fn rejection_reason_is_shown_to_author_and_staff_only() {
     assert_eq!(
         h.code(
             &moderator(),
-            Command::RejectQuestion {
+            Command::RejectQuestion(RejectQuestion {
                 question: pending,
                 reason: "igen".into()
-            }
+            })
         ),
         "invalid_state"
     );
@@ -510,20 +578,20 @@ fn rejection_reason_is_shown_to_author_and_staff_only() {
     assert_eq!(
         h.code(
             &moderator(),
-            Command::RejectQuestion {
+            Command::RejectQuestion(RejectQuestion {
                 question: q,
                 reason: " ".into()
-            }
+            })
         ),
         "text_empty"
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::RejectQuestion {
+            Command::RejectQuestion(RejectQuestion {
                 question: q,
                 reason: "r".repeat(201)
-            }
+            })
         ),
         "text_too_long"
     );
@@ -535,31 +603,31 @@ fn merge_carries_the_union_of_votes() {
     let (a, b, c) = (citizen("anna"), citizen("bo"), citizen("carl"));
     let dup = h.ask_approved(&a, "Hvornår bygges broen?");
     let main = h.ask_approved(&b, "Hvornår kommer broen?");
-    h.ok(&a, Command::Upvote { question: dup });
-    h.ok(&b, Command::Upvote { question: dup });
-    h.ok(&b, Command::Upvote { question: main });
-    h.ok(&c, Command::Upvote { question: main });
+    h.ok(&a, Command::Upvote(Upvote { question: dup }));
+    h.ok(&b, Command::Upvote(Upvote { question: dup }));
+    h.ok(&b, Command::Upvote(Upvote { question: main }));
+    h.ok(&c, Command::Upvote(Upvote { question: main }));
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: dup,
             position: None,
-        },
+        }),
     );
 
     let recs = h.ok(
         &moderator(),
-        Command::MergeQuestion {
+        Command::MergeQuestion(MergeQuestion {
             question: dup,
             into: main,
-        },
+        }),
     );
     assert_eq!(
         kinds(&recs),
-        vec![EventKind::QuestionMerged {
+        vec![EventKind::QuestionMerged(QuestionMerged {
             question: dup,
             into: main
-        }]
+        })]
     );
     assert_eq!(h.status(dup), QuestionStatus::Merged { into: main });
     assert!(h.meeting.queue.is_empty());
@@ -569,16 +637,16 @@ fn merge_carries_the_union_of_votes() {
 
     // Everyone who voted on the duplicate has now voted on the target.
     assert_eq!(
-        h.code(&a, Command::Upvote { question: main }),
+        h.code(&a, Command::Upvote(Upvote { question: main })),
         "already_voted"
     );
     assert_eq!(
-        h.code(&b, Command::Upvote { question: main }),
+        h.code(&b, Command::Upvote(Upvote { question: main })),
         "already_voted"
     );
     // The merged question is closed for votes.
     assert_eq!(
-        h.code(&c, Command::Upvote { question: dup }),
+        h.code(&c, Command::Upvote(Upvote { question: dup })),
         "invalid_state"
     );
 
@@ -600,19 +668,27 @@ fn merge_moves_votes_in_the_views_that_followed_along() {
         .iter()
         .map(|x| Follower::join(&h.meeting, x))
         .collect();
-    h.ok_followed(&a, Command::Upvote { question: dup }, &mut followers);
     h.ok_followed(
-        &moderator(),
-        Command::Upvote { question: dup },
+        &a,
+        Command::Upvote(Upvote { question: dup }),
         &mut followers,
     );
-    h.ok_followed(&c, Command::Upvote { question: main }, &mut followers);
     h.ok_followed(
         &moderator(),
-        Command::MergeQuestion {
+        Command::Upvote(Upvote { question: dup }),
+        &mut followers,
+    );
+    h.ok_followed(
+        &c,
+        Command::Upvote(Upvote { question: main }),
+        &mut followers,
+    );
+    h.ok_followed(
+        &moderator(),
+        Command::MergeQuestion(MergeQuestion {
             question: dup,
             into: main,
-        },
+        }),
         &mut followers,
     );
     for f in &followers {
@@ -639,15 +715,15 @@ fn staff_views_learn_of_participants_who_post() {
     ];
     h.ok_followed(
         &citizen("anna"),
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Hej?".into(),
             anonymous: true,
-        },
+        }),
         &mut followers,
     );
     h.ok_followed(
         &citizen("carl"),
-        Command::PostComment { text: "Hej".into() },
+        Command::PostComment(PostComment { text: "Hej".into() }),
         &mut followers,
     );
     assert_eq!(followers[0].client.participants.len(), 2);
@@ -664,10 +740,10 @@ fn merge_of_a_pending_duplicate_into_a_pending_question_is_allowed() {
     let q2 = h.ask(&citizen("bo"), "Om skolen igen");
     h.ok(
         &moderator(),
-        Command::MergeQuestion {
+        Command::MergeQuestion(MergeQuestion {
             question: q2,
             into: q1,
-        },
+        }),
     );
     assert_eq!(h.status(q2), QuestionStatus::Merged { into: q1 });
     assert_eq!(
@@ -688,21 +764,21 @@ fn merge_rejects_self_merge_and_closed_targets() {
     let rejected = h.ask(&a, "Tre");
     h.ok(
         &moderator(),
-        Command::RejectQuestion {
+        Command::RejectQuestion(RejectQuestion {
             question: rejected,
             reason: "Nej".into(),
-        },
+        }),
     );
     let merged = h.ask_approved(&a, "Fire");
     h.ok(
         &moderator(),
-        Command::MergeQuestion {
+        Command::MergeQuestion(MergeQuestion {
             question: merged,
             into: q2,
-        },
+        }),
     );
 
-    let merge = |question, into| Command::MergeQuestion { question, into };
+    let merge = |question, into| Command::MergeQuestion(MergeQuestion { question, into });
     assert_eq!(h.err(&moderator(), merge(q1, q1)), Rejection::InvalidMerge);
     assert_eq!(h.code(&moderator(), merge(q1, rejected)), "invalid_merge");
     assert_eq!(h.code(&moderator(), merge(q1, merged)), "invalid_merge");
@@ -721,7 +797,7 @@ fn merge_rejects_self_merge_and_closed_targets() {
     let pending = h.ask(&a, "Fem");
     assert_eq!(h.code(&moderator(), merge(q1, pending)), "invalid_merge");
     // A question on air or answered can no longer be merged away.
-    h.ok(&moderator(), Command::PutOnAir { question: q1 });
+    h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q1 }));
     assert_eq!(h.code(&moderator(), merge(q1, q2)), "invalid_merge");
     // But it can receive duplicates.
     h.ok(&moderator(), merge(q2, q1));
@@ -736,44 +812,47 @@ fn upvote_once_per_participant_and_retract() {
     let (a, b) = (citizen("anna"), citizen("bo"));
     let q = h.ask_approved(&a, "Spørgsmål");
 
-    let recs = h.ok(&b, Command::Upvote { question: q });
-    assert_eq!(kinds(&recs), vec![EventKind::VoteCast { question: q }]);
+    let recs = h.ok(&b, Command::Upvote(Upvote { question: q }));
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::VoteCast(VoteCast { question: q })]
+    );
     assert_eq!(recs[0].event.by, b.participant);
     assert_eq!(h.question(q).votes(), 1);
     assert_eq!(
-        h.err(&b, Command::Upvote { question: q }),
+        h.err(&b, Command::Upvote(Upvote { question: q })),
         Rejection::AlreadyVoted
     );
-    h.ok(&a, Command::Upvote { question: q });
-    h.ok(&moderator(), Command::Upvote { question: q });
+    h.ok(&a, Command::Upvote(Upvote { question: q }));
+    h.ok(&moderator(), Command::Upvote(Upvote { question: q }));
     assert_eq!(h.question(q).votes(), 3);
 
-    h.ok(&b, Command::RetractUpvote { question: q });
+    h.ok(&b, Command::RetractUpvote(RetractUpvote { question: q }));
     assert_eq!(h.question(q).votes(), 2);
     assert!(!h.question(q).voters.contains(&b.participant));
     assert_eq!(
-        h.err(&b, Command::RetractUpvote { question: q }),
+        h.err(&b, Command::RetractUpvote(RetractUpvote { question: q })),
         Rejection::NotVoted
     );
     // And again.
-    h.ok(&b, Command::Upvote { question: q });
+    h.ok(&b, Command::Upvote(Upvote { question: q }));
     assert_eq!(h.question(q).votes(), 3);
 
     assert_eq!(
         h.code(
             &b,
-            Command::Upvote {
+            Command::Upvote(Upvote {
                 question: QuestionId(77)
-            }
+            })
         ),
         "unknown_question"
     );
     assert_eq!(
         h.code(
             &b,
-            Command::RetractUpvote {
+            Command::RetractUpvote(RetractUpvote {
                 question: QuestionId(77)
-            }
+            })
         ),
         "unknown_question"
     );
@@ -781,14 +860,14 @@ fn upvote_once_per_participant_and_retract() {
     // Queued and on-air questions are still open for votes.
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q,
             position: None,
-        },
+        }),
     );
-    h.ok(&citizen("carl"), Command::Upvote { question: q });
-    h.ok(&moderator(), Command::PutOnAir { question: q });
-    h.ok(&citizen("dorte"), Command::Upvote { question: q });
+    h.ok(&citizen("carl"), Command::Upvote(Upvote { question: q }));
+    h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q }));
+    h.ok(&citizen("dorte"), Command::Upvote(Upvote { question: q }));
     assert_eq!(h.question(q).votes(), 5);
 }
 
@@ -800,29 +879,35 @@ fn votes_on_someone_elses_pending_question_say_unknown_question() {
     // Indistinguishable from a question that does not exist: no probing.
     let missing = h.err(
         &b,
-        Command::Upvote {
+        Command::Upvote(Upvote {
             question: QuestionId(99),
-        },
+        }),
     );
-    assert_eq!(h.err(&b, Command::Upvote { question: pending }), missing);
     assert_eq!(
-        h.err(&b, Command::Upvote { question: pending }),
+        h.err(&b, Command::Upvote(Upvote { question: pending })),
+        missing
+    );
+    assert_eq!(
+        h.err(&b, Command::Upvote(Upvote { question: pending })),
         Rejection::UnknownQuestion
     );
     assert_eq!(
-        h.err(&b, Command::RetractUpvote { question: pending }),
+        h.err(
+            &b,
+            Command::RetractUpvote(RetractUpvote { question: pending })
+        ),
         Rejection::UnknownQuestion
     );
     // A question rejected before anyone saw it stays unknown.
     h.ok(
         &moderator(),
-        Command::RejectQuestion {
+        Command::RejectQuestion(RejectQuestion {
             question: pending,
             reason: "nej".into(),
-        },
+        }),
     );
     assert_eq!(
-        h.err(&b, Command::Upvote { question: pending }),
+        h.err(&b, Command::Upvote(Upvote { question: pending })),
         Rejection::UnknownQuestion
     );
 }
@@ -837,23 +922,23 @@ fn comments_are_posted_and_hidden() {
     h.name(&a, "Anna");
     let recs = h.ok(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Godt spørgsmål!\r\nEnig.".into(),
-        },
+        }),
     );
     assert_eq!(
         kinds(&recs),
-        vec![EventKind::CommentPosted {
+        vec![EventKind::CommentPosted(CommentPosted {
             comment: CommentId(1),
             text: "Godt spørgsmål!\nEnig.".into(),
             author_name: Some("Anna".into()),
-        }]
+        })]
     );
     h.ok(
         &citizen("bo"),
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Spam".into(),
-        },
+        }),
     );
     let c = h.meeting.comments[&CommentId(2)].clone();
     assert_eq!(c.author, citizen("bo").participant);
@@ -861,26 +946,26 @@ fn comments_are_posted_and_hidden() {
 
     h.ok(
         &moderator(),
-        Command::HideComment {
+        Command::HideComment(HideComment {
             comment: CommentId(2),
-        },
+        }),
     );
     assert!(h.meeting.comments[&CommentId(2)].hidden);
     assert_eq!(
         h.code(
             &moderator(),
-            Command::HideComment {
+            Command::HideComment(HideComment {
                 comment: CommentId(2)
-            }
+            })
         ),
         "invalid_state"
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::HideComment {
+            Command::HideComment(HideComment {
                 comment: CommentId(9)
-            }
+            })
         ),
         "unknown_comment"
     );
@@ -912,9 +997,9 @@ fn muted_citizen_cannot_post_but_can_vote() {
     assert_eq!(
         h.code(
             &moderator(),
-            Command::MuteParticipant {
+            Command::MuteParticipant(MuteParticipant {
                 participant: a.participant.clone()
-            }
+            })
         ),
         "unknown_participant"
     );
@@ -922,60 +1007,60 @@ fn muted_citizen_cannot_post_but_can_vote() {
 
     h.ok(
         &moderator(),
-        Command::MuteParticipant {
+        Command::MuteParticipant(MuteParticipant {
             participant: a.participant.clone(),
-        },
+        }),
     );
     assert!(h.meeting.participant(&a.participant).unwrap().muted);
     assert_eq!(
         h.code(
             &moderator(),
-            Command::MuteParticipant {
+            Command::MuteParticipant(MuteParticipant {
                 participant: a.participant.clone()
-            }
+            })
         ),
         "invalid_state"
     );
     assert_eq!(
         h.code(
             &a,
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: "Hej".into(),
                 anonymous: false
-            }
+            })
         ),
         "muted"
     );
     assert_eq!(
-        h.code(&a, Command::PostComment { text: "Hej".into() }),
+        h.code(&a, Command::PostComment(PostComment { text: "Hej".into() })),
         "muted"
     );
-    h.ok(&a, Command::Upvote { question: q });
-    h.ok(&a, Command::RetractUpvote { question: q });
+    h.ok(&a, Command::Upvote(Upvote { question: q }));
+    h.ok(&a, Command::RetractUpvote(RetractUpvote { question: q }));
 
     h.ok(
         &moderator(),
-        Command::UnmuteParticipant {
+        Command::UnmuteParticipant(UnmuteParticipant {
             participant: a.participant.clone(),
-        },
+        }),
     );
     assert!(!h.meeting.participant(&a.participant).unwrap().muted);
     assert_eq!(
         h.code(
             &moderator(),
-            Command::UnmuteParticipant {
+            Command::UnmuteParticipant(UnmuteParticipant {
                 participant: a.participant.clone()
-            }
+            })
         ),
         "invalid_state"
     );
-    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(&a, Command::PostComment(PostComment { text: "Hej".into() }));
     h.ok(
         &a,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Hej?".into(),
             anonymous: false,
-        },
+        }),
     );
 }
 
@@ -984,19 +1069,19 @@ fn banned_citizen_can_do_nothing_until_unbanned() {
     let mut h = Harness::live();
     let a = citizen("anna");
     let q = h.ask_approved(&citizen("bo"), "Spørgsmål");
-    h.ok(&a, Command::Upvote { question: q });
+    h.ok(&a, Command::Upvote(Upvote { question: q }));
     h.ok(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Trold".into(),
-        },
+        }),
     );
 
     let recs = h.ok(
         &moderator(),
-        Command::BanParticipant {
+        Command::BanParticipant(BanParticipant {
             participant: a.participant.clone(),
-        },
+        }),
     );
     assert!(
         fanout::updates(&h.meeting, &recs[0]).contains(&Update::Disconnect(a.participant.clone()))
@@ -1005,56 +1090,56 @@ fn banned_citizen_can_do_nothing_until_unbanned() {
     assert_eq!(
         h.code(
             &moderator(),
-            Command::BanParticipant {
+            Command::BanParticipant(BanParticipant {
                 participant: a.participant.clone()
-            }
+            })
         ),
         "invalid_state"
     );
 
     for cmd in [
-        Command::SetName {
+        Command::SetName(SetName {
             name: "Anna".into(),
-        },
-        Command::AskQuestion {
+        }),
+        Command::AskQuestion(AskQuestion {
             text: "Hej".into(),
             anonymous: false,
-        },
-        Command::Upvote { question: q },
-        Command::RetractUpvote { question: q },
-        Command::PostComment { text: "Hej".into() },
+        }),
+        Command::Upvote(Upvote { question: q }),
+        Command::RetractUpvote(RetractUpvote { question: q }),
+        Command::PostComment(PostComment { text: "Hej".into() }),
     ] {
         assert_eq!(h.code(&a, cmd), "banned");
     }
 
     h.ok(
         &moderator(),
-        Command::UnbanParticipant {
+        Command::UnbanParticipant(UnbanParticipant {
             participant: a.participant.clone(),
-        },
+        }),
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::UnbanParticipant {
+            Command::UnbanParticipant(UnbanParticipant {
                 participant: a.participant.clone()
-            }
+            })
         ),
         "invalid_state"
     );
-    h.ok(&a, Command::RetractUpvote { question: q });
+    h.ok(&a, Command::RetractUpvote(RetractUpvote { question: q }));
     h.ok(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Undskyld".into(),
-        },
+        }),
     );
     assert_eq!(
         h.code(
             &moderator(),
-            Command::BanParticipant {
+            Command::BanParticipant(BanParticipant {
                 participant: citizen("ukendt").participant
-            }
+            })
         ),
         "unknown_participant"
     );
@@ -1065,24 +1150,30 @@ fn slow_mode_tells_how_long_to_wait_and_spares_staff() {
     let mut h = Harness::live();
     let a = citizen("anna");
     assert_eq!(
-        h.code(&moderator(), Command::SetSlowMode { seconds: 3601 }),
+        h.code(
+            &moderator(),
+            Command::SetSlowMode(SetSlowMode { seconds: 3601 })
+        ),
         "invalid_state"
     );
-    h.ok(&moderator(), Command::SetSlowMode { seconds: 10 });
+    h.ok(
+        &moderator(),
+        Command::SetSlowMode(SetSlowMode { seconds: 10 }),
+    );
     assert_eq!(h.meeting.slow_mode_secs, 10);
 
     h.ok(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Først".into(),
-        },
+        }),
     );
     h.advance(3_000);
     let r = h.err(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "For hurtigt".into(),
-        },
+        }),
     );
     assert_eq!(
         r,
@@ -1096,55 +1187,64 @@ fn slow_mode_tells_how_long_to_wait_and_spares_staff() {
     // Questions count as posts too.
     let r = h.err(
         &a,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Også for hurtigt".into(),
             anonymous: false,
-        },
+        }),
     );
     assert_eq!(r.retry_after_ms(), Some(7_000));
     h.advance(6_999);
     assert_eq!(
-        h.err(&a, Command::PostComment { text: "x".into() })
+        h.err(&a, Command::PostComment(PostComment { text: "x".into() }))
             .retry_after_ms(),
         Some(1)
     );
     h.advance(1);
     h.ok(
         &a,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Nu".into(),
             anonymous: false,
-        },
+        }),
     );
     h.advance(1);
     assert_eq!(
-        h.err(&a, Command::PostComment { text: "x".into() })
+        h.err(&a, Command::PostComment(PostComment { text: "x".into() }))
             .retry_after_ms(),
         Some(9_999)
     );
     // Votes are not posts.
     let q = h.ask_approved(&citizen("bo"), "Bos spørgsmål");
-    h.ok(&a, Command::Upvote { question: q });
+    h.ok(&a, Command::Upvote(Upvote { question: q }));
 
     // Staff are exempt.
     for staff in [moderator(), speaker(), organizer()] {
-        h.ok(&staff, Command::PostComment { text: "1".into() });
-        h.ok(&staff, Command::PostComment { text: "2".into() });
+        h.ok(
+            &staff,
+            Command::PostComment(PostComment { text: "1".into() }),
+        );
+        h.ok(
+            &staff,
+            Command::PostComment(PostComment { text: "2".into() }),
+        );
     }
 
     // 0 turns it off.
-    h.ok(&moderator(), Command::SetSlowMode { seconds: 0 });
     h.ok(
-        &a,
-        Command::PostComment {
-            text: "Fri igen".into(),
-        },
+        &moderator(),
+        Command::SetSlowMode(SetSlowMode { seconds: 0 }),
     );
     h.ok(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
+            text: "Fri igen".into(),
+        }),
+    );
+    h.ok(
+        &a,
+        Command::PostComment(PostComment {
             text: "Og igen".into(),
-        },
+        }),
     );
 }
 
@@ -1154,55 +1254,61 @@ fn closed_qa_and_chat_stop_citizens_but_not_staff() {
     let a = citizen("anna");
     let q = h.ask_approved(&a, "Før lukning");
 
-    h.ok(&moderator(), Command::SetQaOpen { open: false });
+    h.ok(&moderator(), Command::SetQaOpen(SetQaOpen { open: false }));
     assert!(!h.meeting.qa_open);
     assert_eq!(
         h.code(
             &a,
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: "Hej".into(),
                 anonymous: false
-            }
+            })
         ),
         "qa_closed"
     );
     h.ok(
         &moderator(),
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Fra ordstyreren".into(),
             anonymous: false,
-        },
+        }),
     );
-    h.ok(&a, Command::Upvote { question: q });
+    h.ok(&a, Command::Upvote(Upvote { question: q }));
     h.ok(
         &a,
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Chatten er stadig åben".into(),
-        },
+        }),
     );
-    h.ok(&moderator(), Command::SetQaOpen { open: true });
+    h.ok(&moderator(), Command::SetQaOpen(SetQaOpen { open: true }));
     h.ok(
         &a,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Hej".into(),
             anonymous: false,
-        },
+        }),
     );
 
-    h.ok(&moderator(), Command::SetChatOpen { open: false });
+    h.ok(
+        &moderator(),
+        Command::SetChatOpen(SetChatOpen { open: false }),
+    );
     assert!(!h.meeting.chat_open);
     assert_eq!(
-        h.code(&a, Command::PostComment { text: "Hej".into() }),
+        h.code(&a, Command::PostComment(PostComment { text: "Hej".into() })),
         "chat_closed"
     );
     h.ok(
         &speaker(),
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Fra scenen".into(),
-        },
+        }),
     );
-    h.ok(&moderator(), Command::SetChatOpen { open: true });
-    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(
+        &moderator(),
+        Command::SetChatOpen(SetChatOpen { open: true }),
+    );
+    h.ok(&a, Command::PostComment(PostComment { text: "Hej".into() }));
 }
 
 #[test]
@@ -1216,25 +1322,28 @@ fn too_many_pending_questions_are_refused_for_citizens() {
     }
     let r = h.err(
         &a,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "En for meget".into(),
             anonymous: false,
-        },
+        }),
     );
     assert_eq!(r, Rejection::TooManyPending { max });
     assert_eq!(r.code(), "too_many_pending");
     // Other citizens are not affected.
     h.ask(&citizen("bo"), "Mit første");
     // A decision frees a slot.
-    h.ok(&moderator(), Command::ApproveQuestion { question: first });
+    h.ok(
+        &moderator(),
+        Command::ApproveQuestion(ApproveQuestion { question: first }),
+    );
     h.ask(&a, "Nu igen");
     assert_eq!(
         h.code(
             &a,
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: "Og igen".into(),
                 anonymous: false
-            }
+            })
         ),
         "too_many_pending"
     );
@@ -1254,16 +1363,22 @@ fn the_meeting_refuses_more_than_its_limits() {
     assert_eq!(
         h.err(
             &citizen("carl"),
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: "3".into(),
                 anonymous: false
-            }
+            })
         ),
         Rejection::MeetingFull { max: 2 }
     );
-    h.ok(&citizen("carl"), Command::PostComment { text: "1".into() });
+    h.ok(
+        &citizen("carl"),
+        Command::PostComment(PostComment { text: "1".into() }),
+    );
     assert_eq!(
-        h.code(&moderator(), Command::PostComment { text: "2".into() }),
+        h.code(
+            &moderator(),
+            Command::PostComment(PostComment { text: "2".into() })
+        ),
         "meeting_full"
     );
 }
@@ -1278,50 +1393,50 @@ fn moderator_commands(
     p: &townhall_core::ParticipantId,
 ) -> Vec<Command> {
     vec![
-        Command::ApproveQuestion { question: q },
-        Command::RejectQuestion {
+        Command::ApproveQuestion(ApproveQuestion { question: q }),
+        Command::RejectQuestion(RejectQuestion {
             question: q,
             reason: "nej".into(),
-        },
-        Command::MergeQuestion {
+        }),
+        Command::MergeQuestion(MergeQuestion {
             question: q,
             into: QuestionId(q.0 + 1),
-        },
-        Command::QueueQuestion {
+        }),
+        Command::QueueQuestion(QueueQuestion {
             question: q,
             position: None,
-        },
-        Command::UnqueueQuestion { question: q },
-        Command::PutOnAir { question: q },
-        Command::HideComment { comment: c },
-        Command::MuteParticipant {
+        }),
+        Command::UnqueueQuestion(UnqueueQuestion { question: q }),
+        Command::PutOnAir(PutOnAir { question: q }),
+        Command::HideComment(HideComment { comment: c }),
+        Command::MuteParticipant(MuteParticipant {
             participant: p.clone(),
-        },
-        Command::UnmuteParticipant {
+        }),
+        Command::UnmuteParticipant(UnmuteParticipant {
             participant: p.clone(),
-        },
-        Command::BanParticipant {
+        }),
+        Command::BanParticipant(BanParticipant {
             participant: p.clone(),
-        },
-        Command::UnbanParticipant {
+        }),
+        Command::UnbanParticipant(UnbanParticipant {
             participant: p.clone(),
-        },
-        Command::SetSlowMode { seconds: 5 },
-        Command::SetQaOpen { open: false },
-        Command::SetChatOpen { open: false },
-        Command::PinAnnouncement {
+        }),
+        Command::SetSlowMode(SetSlowMode { seconds: 5 }),
+        Command::SetQaOpen(SetQaOpen { open: false }),
+        Command::SetChatOpen(SetChatOpen { open: false }),
+        Command::PinAnnouncement(PinAnnouncement {
             text: "Pause".into(),
-        },
+        }),
     ]
 }
 
 fn organizer_commands() -> Vec<Command> {
     vec![
-        Command::CreateMeeting {
+        Command::CreateMeeting(CreateMeeting {
             title: "Nyt møde".into(),
-        },
-        Command::StartMeeting,
-        Command::EndMeeting,
+        }),
+        Command::StartMeeting(StartMeeting),
+        Command::EndMeeting(EndMeeting),
     ]
 }
 
@@ -1333,13 +1448,13 @@ fn citizens_are_forbidden_every_moderator_and_organizer_command() {
     h.ask(&a, "Et til");
     h.ok(
         &moderator(),
-        Command::PostComment {
+        Command::PostComment(PostComment {
             text: "Velkommen".into(),
-        },
+        }),
     );
     let all = moderator_commands(q, CommentId(1), &a.participant)
         .into_iter()
-        .chain([Command::MarkAnswered { question: q }])
+        .chain([Command::MarkAnswered(MarkAnswered { question: q })])
         .chain(organizer_commands());
     for cmd in all {
         let name = cmd.name();
@@ -1353,7 +1468,7 @@ fn speakers_may_only_mark_the_question_on_air_answered() {
     let a = citizen("anna");
     let on_air = h.ask_approved(&a, "På luften");
     let other = h.ask_approved(&a, "Venter");
-    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(&a, Command::PostComment(PostComment { text: "Hej".into() }));
     for cmd in moderator_commands(other, CommentId(1), &a.participant)
         .into_iter()
         .chain(organizer_commands())
@@ -1362,23 +1477,35 @@ fn speakers_may_only_mark_the_question_on_air_answered() {
         assert_eq!(h.err(&speaker(), cmd), Rejection::Forbidden, "{name}");
     }
     assert_eq!(
-        h.code(&speaker(), Command::MarkAnswered { question: on_air }),
+        h.code(
+            &speaker(),
+            Command::MarkAnswered(MarkAnswered { question: on_air })
+        ),
         "invalid_state"
     );
-    h.ok(&moderator(), Command::PutOnAir { question: on_air });
+    h.ok(
+        &moderator(),
+        Command::PutOnAir(PutOnAir { question: on_air }),
+    );
     assert_eq!(
-        h.code(&speaker(), Command::MarkAnswered { question: other }),
+        h.code(
+            &speaker(),
+            Command::MarkAnswered(MarkAnswered { question: other })
+        ),
         "invalid_state"
     );
-    h.ok(&speaker(), Command::MarkAnswered { question: on_air });
-    assert_eq!(h.status(on_air), QuestionStatus::Answered);
-    // Speakers still take part like anyone else.
-    h.ok(&speaker(), Command::Upvote { question: other });
     h.ok(
         &speaker(),
-        Command::SetName {
+        Command::MarkAnswered(MarkAnswered { question: on_air }),
+    );
+    assert_eq!(h.status(on_air), QuestionStatus::Answered);
+    // Speakers still take part like anyone else.
+    h.ok(&speaker(), Command::Upvote(Upvote { question: other }));
+    h.ok(
+        &speaker(),
+        Command::SetName(SetName {
             name: "Borgmesteren".into(),
-        },
+        }),
     );
 }
 
@@ -1392,13 +1519,100 @@ fn moderators_may_moderate_but_not_organize() {
     // The organizer may moderate too.
     h.ok(
         &organizer(),
-        Command::PinAnnouncement {
+        Command::PinAnnouncement(PinAnnouncement {
             text: "Vi starter kl. 19".into(),
-        },
+        }),
     );
     assert_eq!(h.meeting.announcement.as_deref(), Some("Vi starter kl. 19"));
-    h.ok(&moderator(), Command::PinAnnouncement { text: "  ".into() });
+    h.ok(
+        &moderator(),
+        Command::PinAnnouncement(PinAnnouncement { text: "  ".into() }),
+    );
     assert_eq!(h.meeting.announcement, None);
+}
+
+/// Every command states who may issue it (protocol.md §4, the `roles` column); none falls to a
+/// default. A new command must be added here, or `every_command` below stops covering it.
+#[test]
+fn every_command_has_its_documented_roles() {
+    use townhall_core::Permission::*;
+    let table = [
+        ("set_name", Anyone),
+        ("ask_question", Anyone),
+        ("upvote", Anyone),
+        ("retract_upvote", Anyone),
+        ("post_comment", Anyone),
+        ("answer_poll", Anyone),
+        ("mark_answered", Presenters),
+        ("approve_question", Moderators),
+        ("reject_question", Moderators),
+        ("merge_question", Moderators),
+        ("queue_question", Moderators),
+        ("unqueue_question", Moderators),
+        ("put_on_air", Moderators),
+        ("hide_comment", Moderators),
+        ("mute_participant", Moderators),
+        ("unmute_participant", Moderators),
+        ("ban_participant", Moderators),
+        ("unban_participant", Moderators),
+        ("set_slow_mode", Moderators),
+        ("set_qa_open", Moderators),
+        ("set_chat_open", Moderators),
+        ("pin_announcement", Moderators),
+        ("open_poll", Moderators),
+        ("close_poll", Moderators),
+        ("create_meeting", Organizer),
+        ("start_meeting", Organizer),
+        ("end_meeting", Organizer),
+    ];
+    let mut all = every_command();
+    all.extend([
+        Command::OpenPoll(OpenPoll {
+            question: "?".into(),
+            options: vec!["a".into(), "b".into()],
+        }),
+        Command::ClosePoll(ClosePoll { poll: PollId(1) }),
+        Command::AnswerPoll(AnswerPoll {
+            poll: PollId(1),
+            option: 0,
+        }),
+    ]);
+    let mut seen = BTreeSet::new();
+    for cmd in &all {
+        let (_, expected) = table
+            .iter()
+            .find(|(name, _)| *name == cmd.name())
+            .unwrap_or_else(|| panic!("{} is missing from the table", cmd.name()));
+        assert_eq!(cmd.permission(), *expected, "{}", cmd.name());
+        seen.insert(cmd.name());
+    }
+    assert_eq!(seen.len(), table.len(), "every command is covered");
+    let roles = |p: townhall_core::Permission| {
+        [
+            Role::Citizen,
+            Role::Speaker,
+            Role::Moderator,
+            Role::Organizer,
+        ]
+        .into_iter()
+        .filter(|r| p.allows(*r))
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        roles(Anyone),
+        [
+            Role::Citizen,
+            Role::Speaker,
+            Role::Moderator,
+            Role::Organizer
+        ]
+    );
+    assert_eq!(
+        roles(Presenters),
+        [Role::Speaker, Role::Moderator, Role::Organizer]
+    );
+    assert_eq!(roles(Moderators), [Role::Moderator, Role::Organizer]);
+    assert_eq!(roles(Organizer), [Role::Organizer]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1408,9 +1622,11 @@ fn moderators_may_moderate_but_not_organize() {
 fn text_validation_errors_surface_as_codes() {
     let mut h = Harness::live();
     let a = citizen("anna");
-    let ask = |t: &str| Command::AskQuestion {
-        text: t.into(),
-        anonymous: false,
+    let ask = |t: &str| {
+        Command::AskQuestion(AskQuestion {
+            text: t.into(),
+            anonymous: false,
+        })
     };
     assert_eq!(h.code(&a, ask("")), "text_empty");
     assert_eq!(h.code(&a, ask(" \n\t ")), "text_empty");
@@ -1422,12 +1638,12 @@ fn text_validation_errors_surface_as_codes() {
     assert_eq!(h.code(&a, ask("abc\u{202E}cba")), "text_invalid");
     h.ok(&a, ask(&"ø".repeat(500)));
 
-    let comment = |t: &str| Command::PostComment { text: t.into() };
+    let comment = |t: &str| Command::PostComment(PostComment { text: t.into() });
     assert_eq!(h.code(&a, comment("")), "text_empty");
     assert_eq!(h.code(&a, comment(&"x".repeat(301))), "text_too_long");
     assert_eq!(h.code(&a, comment("\u{0}")), "text_invalid");
 
-    let name = |t: &str| Command::SetName { name: t.into() };
+    let name = |t: &str| Command::SetName(SetName { name: t.into() });
     assert_eq!(h.code(&a, name(&"x".repeat(41))), "text_too_long");
     assert_eq!(h.code(&a, name("to\nlinjer")), "text_invalid");
     h.ok(&a, name("Anna"));
@@ -1438,23 +1654,26 @@ fn text_validation_errors_surface_as_codes() {
     assert_eq!(
         h.code(
             &moderator(),
-            Command::PinAnnouncement {
+            Command::PinAnnouncement(PinAnnouncement {
                 text: "x".repeat(301)
-            }
+            })
         ),
         "text_too_long"
     );
     let mut fresh = Harness::new();
     assert_eq!(
-        fresh.code(&organizer(), Command::CreateMeeting { title: " ".into() }),
+        fresh.code(
+            &organizer(),
+            Command::CreateMeeting(CreateMeeting { title: " ".into() })
+        ),
         "text_empty"
     );
     assert_eq!(
         fresh.code(
             &organizer(),
-            Command::CreateMeeting {
+            Command::CreateMeeting(CreateMeeting {
                 title: "t".repeat(121)
-            }
+            })
         ),
         "text_too_long"
     );
@@ -1528,8 +1747,14 @@ fn anonymous_questions_hide_the_author_from_other_citizens_only() {
     h.name(&a, "Anna Hansen");
     let anon = h.ask_anonymous(&a, "Hvad tjener borgmesteren?");
     let named = h.ask(&a, "Hvornår er der valg?");
-    h.ok(&moderator(), Command::ApproveQuestion { question: anon });
-    h.ok(&moderator(), Command::ApproveQuestion { question: named });
+    h.ok(
+        &moderator(),
+        Command::ApproveQuestion(ApproveQuestion { question: anon }),
+    );
+    h.ok(
+        &moderator(),
+        Command::ApproveQuestion(ApproveQuestion { question: named }),
+    );
     // The name is kept as it was when asking.
     h.name(&a, "Anna H.");
     assert_eq!(h.question(anon).author_name.as_deref(), Some("Anna Hansen"));
@@ -1569,7 +1794,10 @@ fn anonymous_questions_hide_the_author_from_other_citizens_only() {
 
     // And in the live frames of an approval.
     let anon2 = h.ask_anonymous(&a, "Nummer to");
-    let recs = h.ok(&moderator(), Command::ApproveQuestion { question: anon2 });
+    let recs = h.ok(
+        &moderator(),
+        Command::ApproveQuestion(ApproveQuestion { question: anon2 }),
+    );
     let to_bo = frames_to(&h, &recs[0], &viewer(&b));
     assert_eq!(to_bo.len(), 1);
     assert_eq!(to_bo[0].questions.len(), 1);
@@ -1593,7 +1821,7 @@ fn comment_author_ids_are_for_staff_only() {
     let mut h = Harness::live();
     let a = citizen("anna");
     h.name(&a, "Anna");
-    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(&a, Command::PostComment(PostComment { text: "Hej".into() }));
     let c = &Snapshot::of(&h.meeting, &viewer(&citizen("bo"))).comments[0];
     assert_eq!(
         (c.author_name.as_deref(), c.author.as_ref()),
@@ -1640,33 +1868,33 @@ where
 fn every_command() -> Vec<Command> {
     let p = pid("anna");
     let mut all = vec![
-        Command::SetName {
+        Command::SetName(SetName {
             name: "Anna".into(),
-        },
-        Command::AskQuestion {
+        }),
+        Command::AskQuestion(AskQuestion {
             text: "Hvornår?".into(),
             anonymous: true,
-        },
-        Command::AskQuestion {
+        }),
+        Command::AskQuestion(AskQuestion {
             text: "Hvornår?".into(),
             anonymous: false,
-        },
-        Command::Upvote {
+        }),
+        Command::Upvote(Upvote {
             question: QuestionId(1),
-        },
-        Command::RetractUpvote {
+        }),
+        Command::RetractUpvote(RetractUpvote {
             question: QuestionId(1),
-        },
-        Command::PostComment {
+        }),
+        Command::PostComment(PostComment {
             text: "Hej \"du\"\n".into(),
-        },
-        Command::QueueQuestion {
+        }),
+        Command::QueueQuestion(QueueQuestion {
             question: QuestionId(3),
             position: Some(0),
-        },
-        Command::MarkAnswered {
+        }),
+        Command::MarkAnswered(MarkAnswered {
             question: QuestionId(2),
-        },
+        }),
     ];
     all.extend(moderator_commands(QuestionId(1), CommentId(4), &p));
     all.extend(organizer_commands());
@@ -1686,21 +1914,21 @@ fn commands_round_trip_through_json() {
     let parse = |s: &str| serde_json::from_str::<Command>(s);
     assert_eq!(
         parse(r#"{"type":"start_meeting"}"#).unwrap(),
-        Command::StartMeeting
+        Command::StartMeeting(StartMeeting)
     );
     assert_eq!(
         parse(r#"{"type":"queue_question","question":3}"#).unwrap(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: QuestionId(3),
             position: None
-        }
+        })
     );
     assert_eq!(
         parse(r#"{"type":"ask_question","text":"x"}"#).unwrap(),
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "x".into(),
             anonymous: false
-        }
+        })
     );
     assert!(parse(r#"{"type":"upvote","question":1,"extra":true}"#).is_err());
     assert!(parse(r#"{"type":"mute_participant","participant":"a b"}"#).is_err());
@@ -1712,68 +1940,68 @@ fn events_round_trip_through_json() {
     let q = QuestionId(3);
     let p = pid("anna");
     let kinds = vec![
-        EventKind::MeetingCreated {
+        EventKind::MeetingCreated(MeetingCreated {
             title: "Møde".into(),
-        },
-        EventKind::MeetingStarted,
-        EventKind::MeetingEnded,
-        EventKind::ParticipantRenamed {
+        }),
+        EventKind::MeetingStarted(MeetingStarted),
+        EventKind::MeetingEnded(MeetingEnded),
+        EventKind::ParticipantRenamed(ParticipantRenamed {
             name: Some("Anna".into()),
-        },
-        EventKind::ParticipantRenamed { name: None },
-        EventKind::QuestionAsked {
+        }),
+        EventKind::ParticipantRenamed(ParticipantRenamed { name: None }),
+        EventKind::QuestionAsked(QuestionAsked {
             question: q,
             text: "Hvad?".into(),
             anonymous: true,
             author_name: None,
-        },
-        EventKind::QuestionApproved { question: q },
-        EventKind::QuestionRejected {
+        }),
+        EventKind::QuestionApproved(QuestionApproved { question: q }),
+        EventKind::QuestionRejected(QuestionRejected {
             question: q,
             reason: "nej".into(),
-        },
-        EventKind::QuestionMerged {
+        }),
+        EventKind::QuestionMerged(QuestionMerged {
             question: q,
             into: QuestionId(1),
-        },
-        EventKind::QuestionQueued {
+        }),
+        EventKind::QuestionQueued(QuestionQueued {
             question: q,
             position: 2,
-        },
-        EventKind::QuestionUnqueued { question: q },
-        EventKind::QuestionOnAir { question: q },
-        EventKind::QuestionAnswered { question: q },
-        EventKind::VoteCast { question: q },
-        EventKind::VoteRetracted { question: q },
-        EventKind::CommentPosted {
+        }),
+        EventKind::QuestionUnqueued(QuestionUnqueued { question: q }),
+        EventKind::QuestionOnAir(QuestionOnAir { question: q }),
+        EventKind::QuestionAnswered(QuestionAnswered { question: q }),
+        EventKind::VoteCast(VoteCast { question: q }),
+        EventKind::VoteRetracted(VoteRetracted { question: q }),
+        EventKind::CommentPosted(CommentPosted {
             comment: CommentId(1),
             text: "hej".into(),
             author_name: Some("A".into()),
-        },
-        EventKind::CommentHidden {
+        }),
+        EventKind::CommentHidden(CommentHidden {
             comment: CommentId(1),
-        },
-        EventKind::ParticipantMuted {
+        }),
+        EventKind::ParticipantMuted(ParticipantMuted {
             participant: p.clone(),
-        },
-        EventKind::ParticipantUnmuted {
+        }),
+        EventKind::ParticipantUnmuted(ParticipantUnmuted {
             participant: p.clone(),
-        },
-        EventKind::ParticipantBanned {
+        }),
+        EventKind::ParticipantBanned(ParticipantBanned {
             participant: p.clone(),
-        },
-        EventKind::ParticipantUnbanned {
+        }),
+        EventKind::ParticipantUnbanned(ParticipantUnbanned {
             participant: p.clone(),
-        },
-        EventKind::SlowModeSet { seconds: 30 },
-        EventKind::QaOpened,
-        EventKind::QaClosed,
-        EventKind::ChatOpened,
-        EventKind::ChatClosed,
-        EventKind::AnnouncementPinned {
+        }),
+        EventKind::SlowModeSet(SlowModeSet { seconds: 30 }),
+        EventKind::QaOpened(QaOpened),
+        EventKind::QaClosed(QaClosed),
+        EventKind::ChatOpened(ChatOpened),
+        EventKind::ChatClosed(ChatClosed),
+        EventKind::AnnouncementPinned(AnnouncementPinned {
             text: Some("Pause".into()),
-        },
-        EventKind::AnnouncementPinned { text: None },
+        }),
+        EventKind::AnnouncementPinned(AnnouncementPinned { text: None }),
     ];
     let names: BTreeSet<_> = kinds.iter().map(EventKind::name).collect();
     assert_eq!(names.len(), 26, "every variant is covered");
@@ -1806,31 +2034,31 @@ fn server_messages_round_trip_through_json() {
     let r = h.ask(&a, "Afvist");
     h.ok(
         &moderator(),
-        Command::RejectQuestion {
+        Command::RejectQuestion(RejectQuestion {
             question: r,
             reason: "nej".into(),
-        },
+        }),
     );
-    h.ok(&a, Command::Upvote { question: q });
-    h.ok(&a, Command::PostComment { text: "Hej".into() });
+    h.ok(&a, Command::Upvote(Upvote { question: q }));
+    h.ok(&a, Command::PostComment(PostComment { text: "Hej".into() }));
     h.ok(
         &moderator(),
-        Command::PinAnnouncement {
+        Command::PinAnnouncement(PinAnnouncement {
             text: "Pause".into(),
-        },
+        }),
     );
     h.ok(
         &moderator(),
-        Command::QueueQuestion {
+        Command::QueueQuestion(QueueQuestion {
             question: q,
             position: None,
-        },
+        }),
     );
     h.ok(
         &moderator(),
-        Command::MuteParticipant {
+        Command::MuteParticipant(MuteParticipant {
             participant: a.participant.clone(),
-        },
+        }),
     );
     let snapshot = Snapshot::of(&h.meeting, &viewer(&moderator()));
     assert!(!snapshot.participants.is_empty());
@@ -1986,10 +2214,10 @@ fn client_messages_round_trip_through_json() {
 fn open_poll(h: &mut Harness, options: &[&str]) -> Result<Vec<Recorded>, Rejection> {
     h.act(
         &moderator(),
-        Command::OpenPoll {
+        Command::OpenPoll(OpenPoll {
             question: "Hvor skal den nye legeplads ligge?".into(),
             options: options.iter().map(|o| o.to_string()).collect(),
-        },
+        }),
     )
 }
 
@@ -2001,43 +2229,49 @@ fn polls_are_opened_by_moderators_answered_once_and_closed() {
     assert_eq!(
         h.code(
             &anna,
-            Command::OpenPoll {
+            Command::OpenPoll(OpenPoll {
                 question: "Mit spørgsmål".into(),
                 options: vec!["Ja".into(), "Nej".into()]
-            }
+            })
         ),
         "forbidden"
     );
     let recs = open_poll(&mut h, &["Stationen", "Parken", "Havnen"]).unwrap();
     let poll = match &recs[0].event.kind {
-        EventKind::PollOpened { poll, .. } => *poll,
+        EventKind::PollOpened(PollOpened { poll, .. }) => *poll,
         other => panic!("expected poll_opened, got {other:?}"),
     };
-    h.ok(&anna, Command::AnswerPoll { poll, option: 1 });
-    h.ok(&bo, Command::AnswerPoll { poll, option: 1 });
+    h.ok(&anna, Command::AnswerPoll(AnswerPoll { poll, option: 1 }));
+    h.ok(&bo, Command::AnswerPoll(AnswerPoll { poll, option: 1 }));
     assert_eq!(
-        h.code(&anna, Command::AnswerPoll { poll, option: 0 }),
+        h.code(&anna, Command::AnswerPoll(AnswerPoll { poll, option: 0 })),
         "already_answered"
     );
     assert_eq!(
         h.code(
             &bo,
-            Command::AnswerPoll {
+            Command::AnswerPoll(AnswerPoll {
                 poll: townhall_core::PollId(9),
                 option: 0
-            }
+            })
         ),
         "unknown_poll"
     );
     assert_eq!(h.meeting.polls[&poll].counts(), vec![0, 2, 0]);
-    assert_eq!(h.code(&anna, Command::ClosePoll { poll }), "forbidden");
-    h.ok(&moderator(), Command::ClosePoll { poll });
     assert_eq!(
-        h.code(&citizen("cy"), Command::AnswerPoll { poll, option: 0 }),
+        h.code(&anna, Command::ClosePoll(ClosePoll { poll })),
+        "forbidden"
+    );
+    h.ok(&moderator(), Command::ClosePoll(ClosePoll { poll }));
+    assert_eq!(
+        h.code(
+            &citizen("cy"),
+            Command::AnswerPoll(AnswerPoll { poll, option: 0 })
+        ),
         "invalid_state"
     );
     assert_eq!(
-        h.code(&moderator(), Command::ClosePoll { poll }),
+        h.code(&moderator(), Command::ClosePoll(ClosePoll { poll })),
         "invalid_state"
     );
 }
@@ -2071,7 +2305,7 @@ fn poll_answers_are_private_and_results_public() {
     let mut staff_follows = Follower::join(&h.meeting, &moderator());
     let recs = open_poll(&mut h, &["Ja", "Nej"]).unwrap();
     let poll = match &recs[0].event.kind {
-        EventKind::PollOpened { poll, .. } => *poll,
+        EventKind::PollOpened(PollOpened { poll, .. }) => *poll,
         _ => unreachable!(),
     };
     for rec in &recs {
@@ -2079,7 +2313,7 @@ fn poll_answers_are_private_and_results_public() {
             f.deliver(&h.meeting, rec);
         }
     }
-    let answer = h.ok(&anna, Command::AnswerPoll { poll, option: 0 });
+    let answer = h.ok(&anna, Command::AnswerPoll(AnswerPoll { poll, option: 0 }));
     // Only Anna is told what she answered; everyone gets the counts.
     assert!(
         frames_to(&h, &answer[0], &viewer(&anna))
@@ -2101,7 +2335,7 @@ fn poll_answers_are_private_and_results_public() {
 fn ending_the_meeting_closes_open_polls() {
     let mut h = Harness::live();
     open_poll(&mut h, &["Ja", "Nej"]).unwrap();
-    let recs = h.ok(&organizer(), Command::EndMeeting);
+    let recs = h.ok(&organizer(), Command::EndMeeting(EndMeeting));
     let names: Vec<&str> = recs.iter().map(|r| r.event.kind.name()).collect();
     assert_eq!(names, ["poll_closed", "meeting_ended"]);
     assert!(h.meeting.polls.values().all(|p| !p.open));

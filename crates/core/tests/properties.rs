@@ -7,13 +7,20 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use std::collections::{BTreeMap, BTreeSet};
 use townhall_core::client::ClientView;
+use townhall_core::command::{
+    AnswerPoll, ApproveQuestion, AskQuestion, BanParticipant, ClosePoll, CreateMeeting, EndMeeting,
+    HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement,
+    PostComment, PutOnAir, QueueQuestion, RejectQuestion, RetractUpvote, SetChatOpen, SetName,
+    SetQaOpen, SetSlowMode, StartMeeting, UnbanParticipant, UnmuteParticipant, UnqueueQuestion,
+    Upvote,
+};
 use townhall_core::fanout::{self, Update};
 use townhall_core::text::{self, TextKind};
 use townhall_core::view::{QuestionView, Snapshot, Viewer};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{
-    Actor, Command, CommentId, Meeting, MeetingStatus, ParticipantId, PollId, QuestionId,
-    QuestionStatus, Recorded, Role, Timestamp,
+    Actor, Command, CommentId, Meeting, MeetingStatus, ParticipantId, Permission, PollId,
+    QuestionId, QuestionStatus, Recorded, Role, Timestamp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -67,35 +74,35 @@ fn question() -> impl Strategy<Value = QuestionId> {
 fn commands() -> impl Strategy<Value = Command> {
     use Command as C;
     prop_oneof![
-        2 => texts().prop_map(|name| C::SetName { name }),
-        20 => (texts(), any::<bool>()).prop_map(|(text, anonymous)| C::AskQuestion { text, anonymous }),
-        14 => question().prop_map(|question| C::Upvote { question }),
-        5 => question().prop_map(|question| C::RetractUpvote { question }),
-        6 => texts().prop_map(|text| C::PostComment { text }),
-        14 => question().prop_map(|question| C::ApproveQuestion { question }),
-        3 => (question(), texts()).prop_map(|(question, reason)| C::RejectQuestion { question, reason }),
-        5 => (question(), question()).prop_map(|(question, into)| C::MergeQuestion { question, into }),
+        2 => texts().prop_map(|name| C::SetName(SetName { name })),
+        20 => (texts(), any::<bool>()).prop_map(|(text, anonymous)| C::AskQuestion(AskQuestion { text, anonymous })),
+        14 => question().prop_map(|question| C::Upvote(Upvote { question })),
+        5 => question().prop_map(|question| C::RetractUpvote(RetractUpvote { question })),
+        6 => texts().prop_map(|text| C::PostComment(PostComment { text })),
+        14 => question().prop_map(|question| C::ApproveQuestion(ApproveQuestion { question })),
+        3 => (question(), texts()).prop_map(|(question, reason)| C::RejectQuestion(RejectQuestion { question, reason })),
+        5 => (question(), question()).prop_map(|(question, into)| C::MergeQuestion(MergeQuestion { question, into })),
         6 => (question(), select(vec![None, Some(0), Some(1), Some(7)]))
-            .prop_map(|(question, position)| C::QueueQuestion { question, position }),
-        2 => question().prop_map(|question| C::UnqueueQuestion { question }),
-        5 => question().prop_map(|question| C::PutOnAir { question }),
-        3 => question().prop_map(|question| C::MarkAnswered { question }),
-        3 => (1u64..=6).prop_map(|c| C::HideComment { comment: CommentId(c) }),
-        2 => participants().prop_map(|participant| C::MuteParticipant { participant }),
-        2 => participants().prop_map(|participant| C::UnmuteParticipant { participant }),
-        2 => participants().prop_map(|participant| C::BanParticipant { participant }),
-        2 => participants().prop_map(|participant| C::UnbanParticipant { participant }),
-        2 => select(vec![0u32, 1, 2, 3601]).prop_map(|seconds| C::SetSlowMode { seconds }),
-        2 => prop::bool::weighted(0.7).prop_map(|open| C::SetQaOpen { open }),
-        2 => prop::bool::weighted(0.7).prop_map(|open| C::SetChatOpen { open }),
-        2 => texts().prop_map(|text| C::PinAnnouncement { text }),
+            .prop_map(|(question, position)| C::QueueQuestion(QueueQuestion { question, position })),
+        2 => question().prop_map(|question| C::UnqueueQuestion(UnqueueQuestion { question })),
+        5 => question().prop_map(|question| C::PutOnAir(PutOnAir { question })),
+        3 => question().prop_map(|question| C::MarkAnswered(MarkAnswered { question })),
+        3 => (1u64..=6).prop_map(|c| C::HideComment(HideComment { comment: CommentId(c) })),
+        2 => participants().prop_map(|participant| C::MuteParticipant(MuteParticipant { participant })),
+        2 => participants().prop_map(|participant| C::UnmuteParticipant(UnmuteParticipant { participant })),
+        2 => participants().prop_map(|participant| C::BanParticipant(BanParticipant { participant })),
+        2 => participants().prop_map(|participant| C::UnbanParticipant(UnbanParticipant { participant })),
+        2 => select(vec![0u32, 1, 2, 3601]).prop_map(|seconds| C::SetSlowMode(SetSlowMode { seconds })),
+        2 => prop::bool::weighted(0.7).prop_map(|open| C::SetQaOpen(SetQaOpen { open })),
+        2 => prop::bool::weighted(0.7).prop_map(|open| C::SetChatOpen(SetChatOpen { open })),
+        2 => texts().prop_map(|text| C::PinAnnouncement(PinAnnouncement { text })),
         3 => (texts(), prop::collection::vec(texts(), 0..=7))
-            .prop_map(|(question, options)| C::OpenPoll { question, options }),
-        2 => (1u64..=3).prop_map(|p| C::ClosePoll { poll: PollId(p) }),
-        8 => (1u64..=3, 0u32..=3).prop_map(|(p, option)| C::AnswerPoll { poll: PollId(p), option }),
-        1 => texts().prop_map(|title| C::CreateMeeting { title }),
-        1 => Just(C::StartMeeting),
-        1 => Just(C::EndMeeting),
+            .prop_map(|(question, options)| C::OpenPoll(OpenPoll { question, options })),
+        2 => (1u64..=3).prop_map(|p| C::ClosePoll(ClosePoll { poll: PollId(p) })),
+        8 => (1u64..=3, 0u32..=3).prop_map(|(p, option)| C::AnswerPoll(AnswerPoll { poll: PollId(p), option })),
+        1 => texts().prop_map(|title| C::CreateMeeting(CreateMeeting { title })),
+        1 => Just(C::StartMeeting(StartMeeting)),
+        1 => Just(C::EndMeeting(EndMeeting)),
     ]
 }
 
@@ -104,17 +111,17 @@ fn commands() -> impl Strategy<Value = Command> {
 fn question_commands() -> impl Strategy<Value = Command> {
     use Command as C;
     prop_oneof![
-        4 => (texts(), any::<bool>()).prop_map(|(text, anonymous)| C::AskQuestion { text, anonymous }),
-        4 => question().prop_map(|question| C::ApproveQuestion { question }),
-        5 => question().prop_map(|question| C::Upvote { question }),
-        2 => question().prop_map(|question| C::RetractUpvote { question }),
-        3 => (question(), question()).prop_map(|(question, into)| C::MergeQuestion { question, into }),
-        1 => (question(), texts()).prop_map(|(question, reason)| C::RejectQuestion { question, reason }),
+        4 => (texts(), any::<bool>()).prop_map(|(text, anonymous)| C::AskQuestion(AskQuestion { text, anonymous })),
+        4 => question().prop_map(|question| C::ApproveQuestion(ApproveQuestion { question })),
+        5 => question().prop_map(|question| C::Upvote(Upvote { question })),
+        2 => question().prop_map(|question| C::RetractUpvote(RetractUpvote { question })),
+        3 => (question(), question()).prop_map(|(question, into)| C::MergeQuestion(MergeQuestion { question, into })),
+        1 => (question(), texts()).prop_map(|(question, reason)| C::RejectQuestion(RejectQuestion { question, reason })),
         2 => (question(), select(vec![None, Some(0), Some(1), Some(7)]))
-            .prop_map(|(question, position)| C::QueueQuestion { question, position }),
-        1 => question().prop_map(|question| C::UnqueueQuestion { question }),
-        2 => question().prop_map(|question| C::PutOnAir { question }),
-        1 => question().prop_map(|question| C::MarkAnswered { question }),
+            .prop_map(|(question, position)| C::QueueQuestion(QueueQuestion { question, position })),
+        1 => question().prop_map(|question| C::UnqueueQuestion(UnqueueQuestion { question })),
+        2 => question().prop_map(|question| C::PutOnAir(PutOnAir { question })),
+        1 => question().prop_map(|question| C::MarkAnswered(MarkAnswered { question })),
     ]
 }
 
@@ -147,18 +154,13 @@ fn question_steps(max: usize) -> impl Strategy<Value = Vec<Step>> {
 fn steps_of(commands: BoxedStrategy<Command>, max: usize) -> impl Strategy<Value = Vec<Step>> {
     let step = commands.prop_flat_map(|cmd| {
         use Command as C;
-        let entitled: Vec<usize> = match &cmd {
-            C::SetName { .. }
-            | C::AskQuestion { .. }
-            | C::Upvote { .. }
-            | C::RetractUpvote { .. }
-            | C::PostComment { .. }
-            | C::AnswerPoll { .. } => vec![0, 1, 2, 0, 1, 2, 3, 4, 5],
-            C::MarkAnswered { .. } => vec![3, 4, 5],
-            C::CreateMeeting { .. } | C::StartMeeting => vec![5],
+        let entitled: Vec<usize> = match (cmd.permission(), &cmd) {
             // Rarely: it ends the run.
-            C::EndMeeting => vec![0, 1, 2, 3, 4, 5],
-            _ => vec![3, 3, 5],
+            (_, C::EndMeeting(_)) => vec![0, 1, 2, 3, 4, 5],
+            (Permission::Anyone, _) => vec![0, 1, 2, 0, 1, 2, 3, 4, 5],
+            (Permission::Presenters, _) => vec![3, 4, 5],
+            (Permission::Moderators, _) => vec![3, 3, 5],
+            (Permission::Organizer, _) => vec![5],
         };
         step_with(prop_oneof![4 => select(entitled), 1 => 0usize..6], cmd)
     });
@@ -587,13 +589,13 @@ proptest! {
         let mut seeded: Vec<Step> = (0..3)
             .map(|c| Step {
                 actor: c,
-                cmd: Command::AskQuestion { text: format!("Spørgsmål fra {c}"), anonymous: c == 2 },
+                cmd: Command::AskQuestion(AskQuestion { text: format!("Spørgsmål fra {c}"), anonymous: c == 2 }),
                 dt: 0,
             })
             .collect();
         seeded.extend(approved.into_iter().map(|question| Step {
             actor: 3,
-            cmd: Command::ApproveQuestion { question },
+            cmd: Command::ApproveQuestion(ApproveQuestion { question }),
             dt: 0,
         }));
         seeded.extend(prefix);
@@ -627,15 +629,15 @@ proptest! {
         run_all(&mut h, &prefix);
         let q = QuestionId(question);
         for cmd in [
-            Command::SetName { name: text.clone() },
-            Command::AskQuestion { text: text.clone(), anonymous },
-            Command::PostComment { text: text.clone() },
-            Command::RejectQuestion { question: q, reason: text.clone() },
-            Command::PinAnnouncement { text: text.clone() },
-            Command::CreateMeeting { title: text.clone() },
-            Command::SetSlowMode { seconds },
-            Command::QueueQuestion { question: q, position },
-            Command::MergeQuestion { question: q, into: QuestionId(question.wrapping_mul(7) % 8) },
+            Command::SetName(SetName { name: text.clone() }),
+            Command::AskQuestion(AskQuestion { text: text.clone(), anonymous }),
+            Command::PostComment(PostComment { text: text.clone() }),
+            Command::RejectQuestion(RejectQuestion { question: q, reason: text.clone() }),
+            Command::PinAnnouncement(PinAnnouncement { text: text.clone() }),
+            Command::CreateMeeting(CreateMeeting { title: text.clone() }),
+            Command::SetSlowMode(SetSlowMode { seconds }),
+            Command::QueueQuestion(QueueQuestion { question: q, position }),
+            Command::MergeQuestion(MergeQuestion { question: q, into: QuestionId(question.wrapping_mul(7) % 8) }),
         ] {
             let mut fresh = Harness { meeting: h.meeting.clone(), log: h.log.clone(), now: h.now };
             step(&mut fresh, &Step { actor, cmd, dt: 0 }, |_, _| {});

@@ -9,6 +9,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use townhall_core::command::{CreateMeeting, PostComment, StartMeeting};
+use townhall_core::event::VoteCast;
 use townhall_core::{
     Actor, Command, Event, EventKind, Meeting, MeetingId, ParticipantId, Recorded, Role, Timestamp,
 };
@@ -23,10 +25,10 @@ fn live_meeting() -> Meeting {
     let mut m = Meeting::new(MeetingId::parse("bench").unwrap());
     let org = Actor::organizer();
     for cmd in [
-        Command::CreateMeeting {
+        Command::CreateMeeting(CreateMeeting {
             title: "Bench".into(),
-        },
-        Command::StartMeeting,
+        }),
+        Command::StartMeeting(StartMeeting),
     ] {
         for event in m.decide(&org, &cmd, Timestamp(1)).unwrap() {
             m.apply(&Recorded {
@@ -42,9 +44,9 @@ fn decide_apply(c: &mut Criterion) {
     let mut m = live_meeting();
     m.limits.max_comments = usize::MAX;
     let actor = Actor::new(ParticipantId::parse("citizen").unwrap(), Role::Citizen);
-    let cmd = Command::PostComment {
+    let cmd = Command::PostComment(PostComment {
         text: "Hvornår bliver cykelstien færdig?".into(),
-    };
+    });
     c.bench_function("decide_apply", |b| {
         b.iter(|| {
             for event in m.decide(&actor, &cmd, Timestamp(2)).unwrap() {
@@ -63,9 +65,9 @@ fn append(c: &mut Criterion) {
     let event = Event {
         at: Timestamp(2),
         by: ParticipantId::parse("citizen").unwrap(),
-        kind: EventKind::VoteCast {
+        kind: EventKind::VoteCast(VoteCast {
             question: townhall_core::QuestionId(1),
-        },
+        }),
     };
     let logs: Vec<(&str, Arc<dyn EventLog>)> = vec![
         ("memory", Arc::new(MemoryLog::new())),
@@ -84,7 +86,7 @@ fn append(c: &mut Criterion) {
         let created = Meeting::new(id.clone())
             .decide(
                 &Actor::organizer(),
-                &Command::CreateMeeting { title: "b".into() },
+                &Command::CreateMeeting(CreateMeeting { title: "b".into() }),
                 Timestamp(1),
             )
             .unwrap();
@@ -179,9 +181,9 @@ fn fanout(c: &mut Criterion) {
                         reference,
                     },
                     actor: None,
-                    command: Command::PostComment {
+                    command: Command::PostComment(PostComment {
                         text: "Tak for et godt svar".into(),
-                    },
+                    }),
                 };
                 let append = room.decide(vec![pending], Timestamp(2)).unwrap();
                 assert_eq!(append.events.len(), 1);

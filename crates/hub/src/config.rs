@@ -46,11 +46,6 @@ pub struct HubConfig {
     /// a connection gets them in one write. 0 wakes them at the end of each turn (one batch of
     /// commands, one tick): the frames of one turn always share a write.
     pub flush_ms: u64,
-    /// Kernel send buffer of each connection, in bytes (Linux doubles it; 0 leaves the
-    /// system's autotuning, which grows to megabytes). It bounds how much a client that stops
-    /// reading can hold in the kernel before its queue here overflows and it is resynced, and
-    /// how much stale data it must read before the snapshot that replaces it.
-    pub socket_send_buffer: usize,
 }
 
 impl Default for HubConfig {
@@ -75,7 +70,6 @@ impl Default for HubConfig {
             max_batch: 2048,
             write_delay_ms: 0,
             flush_ms: 0,
-            socket_send_buffer: 64 * 1024,
         }
     }
 }
@@ -119,9 +113,6 @@ impl HubConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("{name} must be a positive number"));
             }
-        }
-        if self.socket_send_buffer != 0 && self.socket_send_buffer < 4096 {
-            return Err("hub.socket_send_buffer must be 0 (the system's) or at least 4096".into());
         }
         if self.flush_ms > 1000 {
             return Err("hub.flush_ms must be at most 1000".into());

@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot};
+use townhall_core::command::CreateMeeting;
+use townhall_core::event::MeetingCreated;
 use townhall_core::{Actor, Command, Meeting, MeetingId, Offset, Timestamp};
 use townhall_store::{EventLog, LocalPresence, MeetingRecord, PresenceBoard, StoreError};
 
@@ -308,14 +310,14 @@ impl Hub {
         let events = Meeting::new(id.clone())
             .decide(
                 &Actor::organizer(),
-                &Command::CreateMeeting {
+                &Command::CreateMeeting(CreateMeeting {
                     title: title.to_owned(),
-                },
+                }),
                 now,
             )
             .map_err(CommandError::Rejected)?;
         let title = match &events[0].kind {
-            townhall_core::EventKind::MeetingCreated { title } => title.clone(),
+            townhall_core::EventKind::MeetingCreated(MeetingCreated { title }) => title.clone(),
             _ => unreachable!("creating a meeting records MeetingCreated first"),
         };
         let moderator_token = auth::new_secret_token();

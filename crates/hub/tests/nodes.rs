@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use townhall_core::client::ClientView;
+use townhall_core::command::{ApproveQuestion, AskQuestion, PostComment, StartMeeting};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Actor, Command, MeetingId, Offset};
 use townhall_hub::outbox::Next;
@@ -105,7 +106,7 @@ async fn two_nodes_on_one_log_agree() {
     let (a, b) = (node(&log, &key), node(&log, &key));
     let created = a.create_meeting("Borgermøde").await.unwrap();
     let id = created.record.id.clone();
-    a.command(&id, Actor::organizer(), Command::StartMeeting)
+    a.command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
         .await
         .unwrap();
     let mut on_a = Session::join(&a, &id, 1, None).await;
@@ -113,10 +114,10 @@ async fn two_nodes_on_one_log_agree() {
     let mut moderator_on_b = Session::join(&b, &id, 2, Some(created.moderator_token.clone())).await;
     on_b.send(
         1000,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Hvornår?".into(),
             anonymous: false,
-        },
+        }),
     )
     .await;
     on_b.until(|s| s.acks.len() == 1).await;
@@ -130,9 +131,9 @@ async fn two_nodes_on_one_log_agree() {
             ra.send(RoomMsg::Command {
                 session: 1,
                 reference: i,
-                command: Command::PostComment {
+                command: Command::PostComment(PostComment {
                     text: format!("fra a {i}"),
-                },
+                }),
             })
             .await;
         }
@@ -143,9 +144,9 @@ async fn two_nodes_on_one_log_agree() {
             rb.send(RoomMsg::Command {
                 session: 1,
                 reference: i,
-                command: Command::PostComment {
+                command: Command::PostComment(PostComment {
                     text: format!("fra b {i}"),
-                },
+                }),
             })
             .await;
         }
@@ -159,9 +160,9 @@ async fn two_nodes_on_one_log_agree() {
     moderator_on_b
         .send(
             1,
-            Command::ApproveQuestion {
+            Command::ApproveQuestion(ApproveQuestion {
                 question: townhall_core::QuestionId(1),
-            },
+            }),
         )
         .await;
     moderator_on_b.until(|s| !s.acks.is_empty()).await;

@@ -15,6 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use townhall_core::client::ClientView;
+use townhall_core::command::{
+    AnswerPoll, ApproveQuestion, AskQuestion, BanParticipant, CreateMeeting, HideComment,
+    MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PostComment, PutOnAir, QueueQuestion,
+    RejectQuestion, RetractUpvote, SetName, StartMeeting, Upvote,
+};
 use townhall_core::view::{Snapshot, Viewer};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{
@@ -115,10 +120,10 @@ impl World {
         let mut log = Vec::new();
         let org = Actor::organizer();
         for cmd in [
-            Command::CreateMeeting {
+            Command::CreateMeeting(CreateMeeting {
                 title: "Borgermøde".into(),
-            },
-            Command::StartMeeting,
+            }),
+            Command::StartMeeting(StartMeeting),
         ] {
             for event in meeting.decide(&org, &cmd, Timestamp(T0)).unwrap() {
                 let rec = Recorded {
@@ -493,9 +498,9 @@ fn a_client_that_never_reads_stalls_nobody_and_is_resynced() {
         for _ in 0..10 {
             w.send(
                 moderator,
-                Command::PostComment {
+                Command::PostComment(PostComment {
                     text: format!("Et langt indlæg om trafikken i byen, nummer {round}."),
-                },
+                }),
             );
         }
         w.commit(Outcome::Durable);
@@ -541,9 +546,9 @@ fn overflow_at_every_boundary() {
             for i in 0..(capacity.saturating_sub(already) + extra) {
                 w.send(
                     moderator,
-                    Command::PostComment {
+                    Command::PostComment(PostComment {
                         text: format!("kommentar {i}"),
-                    },
+                    }),
                 );
                 w.commit(Outcome::Durable);
                 w.drain(moderator, usize::MAX);
@@ -561,23 +566,26 @@ fn a_ban_cuts_off_a_stuck_citizen() {
     let people = world();
     let stuck = w.join(&people[0], Reads::Never, None).unwrap();
     let moderator = w.join(&people[3], Reads::Always, None).unwrap();
-    w.send(stuck, Command::PostComment { text: "hej".into() });
+    w.send(
+        stuck,
+        Command::PostComment(PostComment { text: "hej".into() }),
+    );
     w.commit(Outcome::Durable);
     for i in 0..100 {
         w.send(
             moderator,
-            Command::PostComment {
+            Command::PostComment(PostComment {
                 text: format!("fyld {i}"),
-            },
+            }),
         );
         w.commit(Outcome::Durable);
         w.drain(moderator, usize::MAX);
     }
     w.send(
         moderator,
-        Command::BanParticipant {
+        Command::BanParticipant(BanParticipant {
             participant: people[0].participant.clone(),
-        },
+        }),
     );
     w.commit(Outcome::Durable);
     assert_eq!(
@@ -601,10 +609,10 @@ fn a_failed_append_is_undone_and_refused_retryably() {
     let other = w.join(&people[1], Reads::Always, None).unwrap();
     w.send(
         citizen,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Hvornår?".into(),
             anonymous: false,
-        },
+        }),
     );
     w.commit(Outcome::Failed);
     w.drain(citizen, usize::MAX);
@@ -617,10 +625,10 @@ fn a_failed_append_is_undone_and_refused_retryably() {
     );
     w.send(
         citizen,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Hvornår?".into(),
             anonymous: false,
-        },
+        }),
     );
     w.commit(Outcome::Durable);
     w.settle();
@@ -638,18 +646,18 @@ fn a_conflict_applies_the_other_nodes_events_then_decides_again() {
     let citizen = w.join(&people[0], Reads::Always, None).unwrap();
     w.send(
         citizen,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Vores spørgsmål".into(),
             anonymous: false,
-        },
+        }),
     );
     let other_node = Actor::new(pid("pid-elsewhere"), Role::Citizen);
     w.commit(Outcome::Conflict(
         other_node,
-        Command::AskQuestion {
+        Command::AskQuestion(AskQuestion {
             text: "Deres spørgsmål".into(),
             anonymous: false,
-        },
+        }),
     ));
     w.settle();
     w.check();
@@ -665,8 +673,14 @@ fn foreign_events_in_order_gaps_asked_for_duplicates_dropped() {
     let people = world();
     let c = w.join(&people[0], Reads::Always, None).unwrap();
     let elsewhere = Actor::new(pid("pid-elsewhere"), Role::Citizen);
-    let first = w.foreign_events(&elsewhere, &Command::PostComment { text: "en".into() });
-    let second = w.foreign_events(&elsewhere, &Command::PostComment { text: "to".into() });
+    let first = w.foreign_events(
+        &elsewhere,
+        &Command::PostComment(PostComment { text: "en".into() }),
+    );
+    let second = w.foreign_events(
+        &elsewhere,
+        &Command::PostComment(PostComment { text: "to".into() }),
+    );
     let base = first[0].offset - 1;
     assert_eq!(
         w.room.apply_foreign(second.clone()),
@@ -691,9 +705,9 @@ fn closing_mid_burst_kicks_every_session() {
     for i in 0..12 {
         w.send(
             moderator,
-            Command::PostComment {
+            Command::PostComment(PostComment {
                 text: format!("k {i}"),
-            },
+            }),
         );
     }
     w.commit(Outcome::Durable);
@@ -727,10 +741,10 @@ fn resume_by_offset_after_short_and_long_absences() {
         let moderator = w.join(&people[3], Reads::Always, None).unwrap();
         w.send(
             c,
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: "Før".into(),
                 anonymous: true,
-            },
+            }),
         );
         w.commit(Outcome::Durable);
         w.drain(c, usize::MAX);
@@ -738,17 +752,17 @@ fn resume_by_offset_after_short_and_long_absences() {
         for i in 0..absent {
             w.send(
                 moderator,
-                Command::PostComment {
+                Command::PostComment(PostComment {
                     text: format!("mens du var væk {i}"),
-                },
+                }),
             );
             w.commit(Outcome::Durable);
         }
         w.send(
             moderator,
-            Command::ApproveQuestion {
+            Command::ApproveQuestion(ApproveQuestion {
                 question: QuestionId(1),
-            },
+            }),
         );
         w.commit(Outcome::Durable);
         let back = w.resume(c).unwrap();
@@ -797,22 +811,22 @@ fn command() -> impl Strategy<Value = Command> {
             .collect::<Vec<_>>(),
     );
     prop_oneof![
-        6 => (text(), any::<bool>()).prop_map(|(text, anonymous)| C::AskQuestion { text, anonymous }),
-        6 => question().prop_map(|question| C::Upvote { question }),
-        2 => question().prop_map(|question| C::RetractUpvote { question }),
-        5 => text().prop_map(|text| C::PostComment { text }),
-        5 => question().prop_map(|question| C::ApproveQuestion { question }),
-        1 => question().prop_map(|question| C::RejectQuestion { question, reason: "dublet".into() }),
-        2 => (question(), question()).prop_map(|(question, into)| C::MergeQuestion { question, into }),
-        2 => question().prop_map(|question| C::QueueQuestion { question, position: None }),
-        2 => question().prop_map(|question| C::PutOnAir { question }),
-        1 => question().prop_map(|question| C::MarkAnswered { question }),
-        1 => (1u64..=4).prop_map(|c| C::HideComment { comment: townhall_core::CommentId(c) }),
-        1 => participant.clone().prop_map(|participant| C::MuteParticipant { participant }),
-        1 => participant.prop_map(|participant| C::BanParticipant { participant }),
-        1 => text().prop_map(|name| C::SetName { name }),
-        1 => Just(C::OpenPoll { question: "Ja eller nej?".into(), options: vec!["Ja".into(), "Nej".into()] }),
-        2 => (0u32..=2).prop_map(|option| C::AnswerPoll { poll: townhall_core::PollId(1), option }),
+        6 => (text(), any::<bool>()).prop_map(|(text, anonymous)| C::AskQuestion(AskQuestion { text, anonymous })),
+        6 => question().prop_map(|question| C::Upvote(Upvote { question })),
+        2 => question().prop_map(|question| C::RetractUpvote(RetractUpvote { question })),
+        5 => text().prop_map(|text| C::PostComment(PostComment { text })),
+        5 => question().prop_map(|question| C::ApproveQuestion(ApproveQuestion { question })),
+        1 => question().prop_map(|question| C::RejectQuestion(RejectQuestion { question, reason: "dublet".into() })),
+        2 => (question(), question()).prop_map(|(question, into)| C::MergeQuestion(MergeQuestion { question, into })),
+        2 => question().prop_map(|question| C::QueueQuestion(QueueQuestion { question, position: None })),
+        2 => question().prop_map(|question| C::PutOnAir(PutOnAir { question })),
+        1 => question().prop_map(|question| C::MarkAnswered(MarkAnswered { question })),
+        1 => (1u64..=4).prop_map(|c| C::HideComment(HideComment { comment: townhall_core::CommentId(c) })),
+        1 => participant.clone().prop_map(|participant| C::MuteParticipant(MuteParticipant { participant })),
+        1 => participant.prop_map(|participant| C::BanParticipant(BanParticipant { participant })),
+        1 => text().prop_map(|name| C::SetName(SetName { name })),
+        1 => Just(C::OpenPoll(OpenPoll { question: "Ja eller nej?".into(), options: vec!["Ja".into(), "Nej".into()] })),
+        2 => (0u32..=2).prop_map(|option| C::AnswerPoll(AnswerPoll { poll: townhall_core::PollId(1), option })),
     ]
 }
 

@@ -1,17 +1,20 @@
-//! The organizer API under `/api/meetings`, guarded by the admin token (Bearer).
-//! Errors are JSON `{"code": "...", "message": "..."}` with a fitting status.
+//! The organizer API under `/api/meetings`, guarded by the admin token (Bearer, checked by the
+//! [`Organizer`] extractor before anything else). Errors are JSON
+//! `{"code": "...", "message": "..."}` with a fitting status.
 
 use crate::App;
 use crate::export;
-use axum::extract::{Path, State};
+use crate::extract::{Meeting, MeetingRef, Organizer};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use townhall_core::command::{EndMeeting, StartMeeting};
 use townhall_core::{Actor, Command, MeetingId, MeetingStatus, Timestamp};
-use townhall_hub::{CommandError, auth};
+use townhall_hub::CommandError;
 use townhall_store::MeetingRecord;
 
 pub fn routes() -> Router<Arc<App>> {
@@ -84,48 +87,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Checks `Authorization: Bearer ADMIN_TOKEN`.
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    check_bearer(
-        headers,
-        &app.admin_token_hash,
-        "the admin token is not valid",
-        "send Authorization: Bearer ADMIN_TOKEN",
-    )
-}
-
-/// Checks a `Bearer` token against a stored hash: 401 `bad_token` (`invalid`) for a wrong one,
-/// 401 `unauthorized` (`missing`) for none.
-pub(crate) fn check_bearer(
-    headers: &HeaderMap,
-    hash: &str,
-    invalid: &'static str,
-    missing: &'static str,
-) -> Result<(), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(t) if auth::token_matches(t, hash) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            invalid,
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            missing,
-        )),
-    }
-}
-
-pub(crate) fn meeting_id(raw: String) -> Result<MeetingId, ApiError> {
-    MeetingId::parse(raw).map_err(|_| ApiError::not_found())
-}
-
 /// Base URL for links: configured public URL, else the request's own host.
 fn base(app: &App, headers: &HeaderMap) -> String {
     if let Some(url) = &app.config.public_url {
@@ -164,9 +125,9 @@ fn summary(base: &str, r: MeetingRecord) -> MeetingSummary {
 
 async fn list(
     State(app): State<Arc<App>>,
+    _: Organizer,
     headers: HeaderMap,
 ) -> Result<Json<Vec<MeetingSummary>>, ApiError> {
-    authorize(&app, &headers)?;
     let base = base(&app, &headers);
     let meetings = app
         .hub
@@ -181,18 +142,10 @@ async fn list(
 
 async fn show(
     State(app): State<Arc<App>>,
+    _: Organizer,
+    Meeting(record): Meeting,
     headers: HeaderMap,
-    Path(id): Path<String>,
 ) -> Result<Json<MeetingSummary>, ApiError> {
-    authorize(&app, &headers)?;
-    let id = meeting_id(id)?;
-    let record = app
-        .hub
-        .log()
-        .meeting(&id)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(ApiError::not_found)?;
     Ok(Json(summary(&base(&app, &headers), record)))
 }
 
@@ -214,10 +167,10 @@ struct Created {
 
 async fn create(
     State(app): State<Arc<App>>,
+    _: Organizer,
     headers: HeaderMap,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    authorize(&app, &headers)?;
     let Json(body) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let created = app
@@ -254,13 +207,10 @@ struct StatusBody {
 
 async fn lifecycle(
     app: Arc<App>,
-    headers: HeaderMap,
-    id: String,
+    id: MeetingId,
     command: Command,
 ) -> Result<Json<StatusBody>, ApiError> {
-    authorize(&app, &headers)?;
-    let id = meeting_id(id)?;
-    let ending = matches!(command, Command::EndMeeting);
+    let ending = matches!(command, Command::EndMeeting(EndMeeting));
     app.hub.command(&id, Actor::organizer(), command).await?;
     if ending && let Some(media) = &app.media {
         media.end_meeting(id.clone()).await;
@@ -281,18 +231,18 @@ async fn lifecycle(
 
 async fn start(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    _: Organizer,
+    MeetingRef(id): MeetingRef,
 ) -> Result<Json<StatusBody>, ApiError> {
-    lifecycle(app, headers, id, Command::StartMeeting).await
+    lifecycle(app, id, Command::StartMeeting(StartMeeting)).await
 }
 
 async fn end(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    _: Organizer,
+    MeetingRef(id): MeetingRef,
 ) -> Result<Json<StatusBody>, ApiError> {
-    lifecycle(app, headers, id, Command::EndMeeting).await
+    lifecycle(app, id, Command::EndMeeting(EndMeeting)).await
 }
 
 #[derive(Serialize)]
@@ -303,11 +253,10 @@ struct Links {
 
 async fn links(
     State(app): State<Arc<App>>,
+    _: Organizer,
+    MeetingRef(id): MeetingRef,
     headers: HeaderMap,
-    Path(id): Path<String>,
 ) -> Result<Json<Links>, ApiError> {
-    authorize(&app, &headers)?;
-    let id = meeting_id(id)?;
     let (moderator, studio) = app.hub.rotate_links(&id).await?;
     if let Some(media) = &app.media {
         media.close_publishers(id.clone()).await;
@@ -322,11 +271,9 @@ async fn links(
 
 async fn delete(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    _: Organizer,
+    MeetingRef(id): MeetingRef,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&app, &headers)?;
-    let id = meeting_id(id)?;
     match app
         .hub
         .delete_meeting(&id)
@@ -344,16 +291,8 @@ async fn delete(
     }
 }
 
-async fn load(app: &App, id: String) -> Result<export::Record, ApiError> {
-    let id = meeting_id(id)?;
-    let record = app
-        .hub
-        .log()
-        .meeting(&id)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(ApiError::not_found)?;
-    let events = townhall_store::read_all(app.hub.log().as_ref(), &id)
+async fn load(app: &App, record: MeetingRecord) -> Result<export::Record, ApiError> {
+    let events = townhall_store::read_all(app.hub.log().as_ref(), &record.id)
         .await
         .map_err(ApiError::unavailable)?;
     Ok(export::Record::new(record, events, app.hub.now()))
@@ -361,22 +300,20 @@ async fn load(app: &App, id: String) -> Result<export::Record, ApiError> {
 
 async fn export_json(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    _: Organizer,
+    Meeting(record): Meeting,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
-    let record = load(&app, id).await?;
+    let record = load(&app, record).await?;
     let body = serde_json::to_vec_pretty(&record.to_json()).map_err(ApiError::unavailable)?;
     Ok(download(&record.filename("json"), "application/json", body))
 }
 
 async fn export_csv(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    _: Organizer,
+    Meeting(record): Meeting,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
-    let record = load(&app, id).await?;
+    let record = load(&app, record).await?;
     let body = record.to_csv().map_err(ApiError::unavailable)?;
     Ok(download(
         &record.filename("csv"),

@@ -5,8 +5,11 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 use townhall_hub::HubConfig;
 use townhall_media::MediaConfig;
+
+pub use crate::forwarded::ProxyNet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -45,8 +48,13 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind your own proxy).
     pub trust_proxy: bool,
+    /// With `trust_proxy`: your proxies (addresses or CIDR ranges). The client is the
+    /// right-most `X-Forwarded-For` entry not added by one of them, and only connections from
+    /// them are read that way. Empty: the direct peer is the one proxy.
+    pub trusted_proxies: Vec<ProxyNet>,
     /// Delete a meeting's data this many days after it ended; 0 keeps it.
     pub retention_days: u32,
+    pub http: HttpConfig,
     /// Redis URL (`redis://[user:password@]host:port/db`): keep meetings in Redis and share
     /// them with the other nodes using it, instead of SQLite in the data dir.
     pub redis: Option<String>,
@@ -57,6 +65,69 @@ pub struct Config {
     pub node_id: Option<String>,
     pub hub: HubConfig,
     pub media: MediaConfig,
+}
+
+/// Limits of the HTTP listener (`[http]`): how long and how many connections a client may hold
+/// before it sends anything the server would act on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds a connection has to send a request's headers, counted from connecting and from
+    /// the end of the previous response: so also the idle timeout between requests.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take until its response starts, reading its body included.
+    pub request_timeout_secs: u64,
+    /// Open TCP connections (HTTP and WebSocket) from one address, checked at accept before
+    /// anything is read. Connections from `trusted_proxies` are not counted.
+    pub max_connections_per_ip: usize,
+    /// Kernel send buffer of each connection, in bytes (Linux doubles it; 0 leaves the
+    /// system's autotuning, which grows to megabytes). It bounds how much a client that stops
+    /// reading holds in the kernel before its queue in the hub overflows and it is resynced,
+    /// and how much stale data it must read before the snapshot that replaces it
+    /// (docs/ARCHITECTURE.md, "The slow-reader stall").
+    pub send_buffer_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            // Above hub.max_connections_per_ip (5000 WebSockets), with room for the page loads
+            // of a town hall's office or a venue behind one NAT address.
+            max_connections_per_ip: 10_000,
+            send_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.send_buffer_bytes != 0 && self.send_buffer_bytes < 4096 {
+            return Err("http.send_buffer_bytes must be 0 (the system's) or at least 4096".into());
+        }
+        for (name, v) in [
+            ("http.header_timeout_secs", self.header_timeout_secs),
+            ("http.request_timeout_secs", self.request_timeout_secs),
+            (
+                "http.max_connections_per_ip",
+                self.max_connections_per_ip as u64,
+            ),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -70,7 +141,9 @@ impl Default for Config {
             durability: Durability::Full,
             allowed_origins: Vec::new(),
             trust_proxy: false,
+            trusted_proxies: Vec::new(),
             retention_days: 0,
+            http: HttpConfig::default(),
             redis: None,
             redis_prefix: "townhall".into(),
             node_id: None,
@@ -251,6 +324,13 @@ impl Config {
                 "admin_token must be at least 16 characters".into(),
             ));
         }
+        if !self.trust_proxy && !self.trusted_proxies.is_empty() {
+            return Err(ConfigError::Invalid(
+                "trusted_proxies is set but trust_proxy is off: turn it on, or remove the list"
+                    .into(),
+            ));
+        }
+        self.http.validate().map_err(ConfigError::Invalid)?;
         if let Some(url) = &self.redis {
             townhall_store::check_redis_url(url)
                 .map_err(|e| ConfigError::Invalid(format!("redis: {e}")))?;
@@ -372,6 +452,37 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("admin_token"));
+    }
+
+    #[test]
+    fn proxies_and_http_limits_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("townhall.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        let c = load(
+            "trust_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n\
+             [http]\nheader_timeout_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.http.header_timeout_secs, 5);
+        assert_eq!(c.http.max_connections_per_ip, 10_000);
+        assert!(c.to_redacted_toml().contains("\"192.0.2.1\""));
+        let err = load("trust_proxy = true\ntrusted_proxies = [\"proxy.lan\"]\n").unwrap_err();
+        assert!(err.to_string().contains("proxy.lan"), "{err}");
+        let err = load("trusted_proxies = [\"10.0.0.1\"]\n").unwrap_err();
+        assert!(err.to_string().contains("trust_proxy"), "{err}");
+        let err = load("[http]\nheader_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            err.to_string().contains("http.header_timeout_secs"),
+            "{err}"
+        );
     }
 
     #[test]

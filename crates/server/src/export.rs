@@ -2,6 +2,13 @@
 //! question, as JSON and CSV. Views over the log, nothing else.
 
 use serde_json::{Value, json};
+use townhall_core::event::{
+    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, MeetingCreated,
+    MeetingEnded, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed,
+    ParticipantUnbanned, ParticipantUnmuted, PollAnswered, PollClosed, PollOpened, QaClosed,
+    QaOpened, QuestionAnswered, QuestionApproved, QuestionAsked, QuestionMerged, QuestionOnAir,
+    QuestionQueued, QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted,
+};
 use townhall_core::{EventKind, Meeting, Recorded, Timestamp};
 use townhall_store::MeetingRecord;
 
@@ -103,66 +110,78 @@ impl Record {
         ])?;
         for rec in &self.events {
             let (question, comment, participant, text) = match &rec.event.kind {
-                EventKind::MeetingCreated { title } => (None, None, None, Some(title.clone())),
-                EventKind::ParticipantRenamed { name } => (None, None, None, name.clone()),
-                EventKind::QuestionAsked { question, text, .. } => {
+                EventKind::MeetingCreated(MeetingCreated { title }) => {
+                    (None, None, None, Some(title.clone()))
+                }
+                EventKind::ParticipantRenamed(ParticipantRenamed { name }) => {
+                    (None, None, None, name.clone())
+                }
+                EventKind::QuestionAsked(QuestionAsked { question, text, .. }) => {
                     (Some(*question), None, None, Some(text.clone()))
                 }
-                EventKind::QuestionRejected { question, reason } => {
+                EventKind::QuestionRejected(QuestionRejected { question, reason }) => {
                     (Some(*question), None, None, Some(reason.clone()))
                 }
-                EventKind::QuestionMerged { question, into } => {
+                EventKind::QuestionMerged(QuestionMerged { question, into }) => {
                     (Some(*question), None, None, Some(format!("into {into}")))
                 }
-                EventKind::QuestionQueued { question, position } => (
+                EventKind::QuestionQueued(QuestionQueued { question, position }) => (
                     Some(*question),
                     None,
                     None,
                     Some(format!("position {position}")),
                 ),
-                EventKind::QuestionApproved { question }
-                | EventKind::QuestionUnqueued { question }
-                | EventKind::QuestionOnAir { question }
-                | EventKind::QuestionAnswered { question }
-                | EventKind::VoteCast { question }
-                | EventKind::VoteRetracted { question } => (Some(*question), None, None, None),
-                EventKind::CommentPosted { comment, text, .. } => {
+                EventKind::QuestionApproved(QuestionApproved { question })
+                | EventKind::QuestionUnqueued(QuestionUnqueued { question })
+                | EventKind::QuestionOnAir(QuestionOnAir { question })
+                | EventKind::QuestionAnswered(QuestionAnswered { question })
+                | EventKind::VoteCast(VoteCast { question })
+                | EventKind::VoteRetracted(VoteRetracted { question }) => {
+                    (Some(*question), None, None, None)
+                }
+                EventKind::CommentPosted(CommentPosted { comment, text, .. }) => {
                     (None, Some(*comment), None, Some(text.clone()))
                 }
-                EventKind::CommentHidden { comment } => (None, Some(*comment), None, None),
-                EventKind::ParticipantMuted { participant }
-                | EventKind::ParticipantUnmuted { participant }
-                | EventKind::ParticipantBanned { participant }
-                | EventKind::ParticipantUnbanned { participant } => {
+                EventKind::CommentHidden(CommentHidden { comment }) => {
+                    (None, Some(*comment), None, None)
+                }
+                EventKind::ParticipantMuted(ParticipantMuted { participant })
+                | EventKind::ParticipantUnmuted(ParticipantUnmuted { participant })
+                | EventKind::ParticipantBanned(ParticipantBanned { participant })
+                | EventKind::ParticipantUnbanned(ParticipantUnbanned { participant }) => {
                     (None, None, Some(participant.to_string()), None)
                 }
-                EventKind::SlowModeSet { seconds } => {
+                EventKind::SlowModeSet(SlowModeSet { seconds }) => {
                     (None, None, None, Some(format!("{seconds} s")))
                 }
-                EventKind::AnnouncementPinned { text } => (None, None, None, text.clone()),
-                EventKind::PollOpened {
+                EventKind::AnnouncementPinned(AnnouncementPinned { text }) => {
+                    (None, None, None, text.clone())
+                }
+                EventKind::PollOpened(PollOpened {
                     poll,
                     question,
                     options,
-                } => (
+                }) => (
                     None,
                     None,
                     None,
                     Some(format!("poll {poll}: {question} [{}]", options.join(" | "))),
                 ),
-                EventKind::PollClosed { poll } => (None, None, None, Some(format!("poll {poll}"))),
-                EventKind::PollAnswered { poll, option } => (
+                EventKind::PollClosed(PollClosed { poll }) => {
+                    (None, None, None, Some(format!("poll {poll}")))
+                }
+                EventKind::PollAnswered(PollAnswered { poll, option }) => (
                     None,
                     None,
                     None,
                     Some(format!("poll {poll}: option {option}")),
                 ),
-                EventKind::MeetingStarted
-                | EventKind::MeetingEnded
-                | EventKind::QaOpened
-                | EventKind::QaClosed
-                | EventKind::ChatOpened
-                | EventKind::ChatClosed => (None, None, None, None),
+                EventKind::MeetingStarted(MeetingStarted)
+                | EventKind::MeetingEnded(MeetingEnded)
+                | EventKind::QaOpened(QaOpened)
+                | EventKind::QaClosed(QaClosed)
+                | EventKind::ChatOpened(ChatOpened)
+                | EventKind::ChatClosed(ChatClosed) => (None, None, None, None),
             };
             w.write_record([
                 rec.offset.to_string(),

@@ -1,8 +1,10 @@
 //! The `townhall` server: wires the store, the hub and the pages into one axum application.
 //!
 //! [`run`] takes an already bound listener and a shutdown future, so tests bind
-//! `127.0.0.1:0` and stop the server cleanly. Everything HTTP lives here: routes, cookies,
-//! the organizer API, security headers, metrics and health endpoints, and the embedded pages.
+//! `127.0.0.1:0` and stop the server cleanly. The server's HTTP lives here: the accept loop and
+//! its connection limits (`listen`), routes, their preconditions as extractors (`extract`),
+//! cookies, the organizer API, security headers, metrics and health endpoints, and the embedded
+//! pages.
 //!
 //! Deliberately absent: meeting rules (`townhall-core`), fan-out (`townhall-hub`), storage
 //! engines (`townhall-store`).
@@ -12,6 +14,9 @@
 mod api;
 pub mod config;
 mod export;
+mod extract;
+pub mod forwarded;
+pub mod listen;
 mod media_api;
 mod ops;
 mod pages;
@@ -21,9 +26,13 @@ mod ws;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use config::Config;
+use forwarded::Proxies;
+use listen::HttpMetrics;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +54,9 @@ pub struct App {
     pub registry: prometheus::Registry,
     /// The live-video relay; `None` when `media.enabled` is off.
     pub media: Option<townhall_media::Media>,
+    /// Whose `X-Forwarded-For` counts (`trust_proxy`, `trusted_proxies`).
+    pub proxies: Proxies,
+    pub http_metrics: HttpMetrics,
     /// This node's name among several.
     pub node_id: String,
     /// Viewer counts summed over the nodes (Redis), or this node's alone (SQLite); for the
@@ -80,6 +92,7 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
     let metrics = HubMetrics::new(&registry)?;
+    let http_metrics = HttpMetrics::new(&registry)?;
     let hub = Hub::with_presence(
         log,
         Arc::new(SystemClock),
@@ -94,12 +107,18 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
     } else {
         None
     };
+    let proxies = Proxies {
+        enabled: config.trust_proxy,
+        trusted: config.trusted_proxies.clone(),
+    };
     let app = Arc::new(App {
         config,
         hub,
         admin_token_hash: admin.hash,
         registry,
         media,
+        proxies,
+        http_metrics,
         node_id,
         presence,
     });
@@ -107,13 +126,16 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
 }
 
 fn open_sqlite(config: &Config) -> anyhow::Result<Storage> {
-    std::fs::create_dir_all(&config.data_dir)
+    secrets::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let durability = match config.durability {
         config::Durability::Full => townhall_store::Durability::Full,
         config::Durability::Normal => townhall_store::Durability::Normal,
     };
     let db = config.data_dir.join("townhall.sqlite");
+    // Citizens' questions live here: only the server's user may read it (SQLite gives its WAL
+    // and shared-memory files the same mode).
+    secrets::create_private_file(&db).with_context(|| format!("cannot create {}", db.display()))?;
     Ok(Storage {
         log: Arc::new(SqliteLog::open(&db, durability)?),
         session_key: secrets::session_key(&config.data_dir)?,
@@ -178,20 +200,63 @@ pub fn base_url(config: &Config, local: std::net::SocketAddr) -> String {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let api = api::routes()
+        .merge(media_api::routes())
+        .layer(axum::middleware::map_response(no_store_by_default));
     Router::new()
         .merge(pages::routes())
-        .merge(api::routes())
-        .merge(media_api::routes())
+        .merge(api)
         .merge(ops::routes())
         .merge(ws::routes())
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_timeout,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            security_headers,
+        ))
         .with_state(app)
 }
 
+/// API answers carry secrets (links with tokens, session locations) or live state: no cache
+/// may keep them, unless the route says otherwise.
+async fn no_store_by_default(mut res: Response) -> Response {
+    res.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A request whose response has not started after `http.request_timeout_secs` (a body sent a
+/// byte at a time, say) gets 408 `request_timeout`.
+async fn request_timeout(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let limit = app.config.http.request_timeout();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => api::ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
 /// Headers on every response: a strict CSP (no inline script or style, no third parties),
-/// no sniffing, no framing, no referrer.
-async fn security_headers(mut res: Response) -> Response {
+/// no sniffing, no framing, no referrer; HSTS when served over https; and a response that sets
+/// a cookie (the citizen's session) is never stored by a cache.
+async fn security_headers(State(app): State<Arc<App>>, mut res: Response) -> Response {
     let h = res.headers_mut();
+    if app.config.https() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if h.contains_key(header::SET_COOKIE) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -233,29 +298,19 @@ pub async fn run(
     }
     let retention = tokio::spawn(retention::run(app.clone()));
     let hub = app.hub.clone();
-    let send_buffer = app.config.hub.socket_send_buffer;
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // Frames are small and already batched per flush: Nagle's algorithm would only add delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        // A bounded kernel buffer: a client that stops reading fills it quickly, its queue
-        // overflows and it is resynced, instead of megabytes of stale frames piling up in the
-        // kernel (see docs/ARCHITECTURE.md, "The slow-reader stall").
-        if send_buffer > 0
-            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
-        {
-            tracing::debug!(error = %e, "cannot set SO_SNDBUF");
-        }
-    });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
+    listen::serve(
+        listener,
+        router(app.clone()),
+        &app.config.http,
+        &app.proxies,
+        app.http_metrics.clone(),
+        async move {
             shutdown.await;
             info!("shutting down: closing connections");
             hub.shutdown().await;
-        })
-        .await?;
+        },
+    )
+    .await;
     retention.abort();
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use townhall_core::command::{PinAnnouncement, StartMeeting};
 use townhall_core::{Actor, Command};
 use townhall_server::config::{Config, LogFormat, ServeArgs};
 
@@ -94,6 +95,14 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    match townhall_server::listen::raise_open_files_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(before, after, "raised the open-files limit")
+        }
+        Ok((limit, _)) => tracing::info!(limit, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -113,17 +122,17 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let created = app.hub.create_meeting("Borgermøde (demo)").await?;
         let id = created.record.id.clone();
         app.hub
-            .command(&id, Actor::organizer(), Command::StartMeeting)
+            .command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
             .await?;
         app.hub
             .command(
                 &id,
                 Actor::organizer(),
-                Command::PinAnnouncement {
+                Command::PinAnnouncement(PinAnnouncement {
                     text:
                         "Velkommen til demo-mødet. Stil et spørgsmål, og se det på moderatorsiden."
                             .into(),
-                },
+                }),
             )
             .await?;
         say!("  demo meeting (live):");

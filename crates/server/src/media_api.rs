@@ -1,12 +1,14 @@
 //! WHIP ingest (RFC 9725), WHEP playback and the stage, over the media relay.
 //!
 //! The HTTP shape only: authorisation, meeting state, content types, sizes, headers. What a
-//! session does is `townhall_media`'s business. Errors are the API's JSON `{code, message}`.
+//! session does is `townhall_media`'s business. Errors are the API's JSON `{code, message}`,
+//! the body limit's 413 included.
 
 use crate::App;
-use crate::api::{ApiError, check_bearer, meeting_id};
+use crate::api::ApiError;
+use crate::extract::{ClientAddr, LimitedBody, Meeting, MeetingRef, Studio};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
@@ -16,7 +18,6 @@ use std::sync::Arc;
 use townhall_core::MeetingStatus;
 use townhall_core::text::{TextKind, clean_optional};
 use townhall_media::{Media, MediaError, SessionId, SourceKind, StageSource};
-use townhall_store::MeetingRecord;
 
 /// SDP offers are a few KiB; anything near this is not one.
 const MAX_BODY: usize = 64 * 1024;
@@ -48,8 +49,8 @@ pub fn routes() -> Router<Arc<App>> {
             post(whep_layer).options(options_post),
         )
         .route("/api/meetings/{id}/stage", axum::routing::get(stage))
-        // Our own limit answers with a JSON error; axum's is only the backstop.
-        .layer(DefaultBodyLimit::max(4 * MAX_BODY))
+        // Refused as JSON `too_large` by `LimitedBody`.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 impl From<MediaError> for ApiError {
@@ -76,27 +77,7 @@ fn relay(app: &App) -> Result<&Media, ApiError> {
     })
 }
 
-async fn record(app: &App, id: String) -> Result<MeetingRecord, ApiError> {
-    let id = meeting_id(id)?;
-    app.hub
-        .log()
-        .meeting(&id)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(ApiError::not_found)
-}
-
-/// WHIP needs the meeting's studio token as `Authorization: Bearer`.
-fn authorize_studio(record: &MeetingRecord, headers: &HeaderMap) -> Result<(), ApiError> {
-    check_bearer(
-        headers,
-        &record.studio_token_hash,
-        "the studio token is not valid for this meeting",
-        "send Authorization: Bearer STUDIO_TOKEN (the secret of the studio link)",
-    )
-}
-
-/// The body as text of `expected` content type, within the size limit.
+/// The body as text of `expected` content type.
 fn body_of(headers: &HeaderMap, body: &Bytes, expected: &str) -> Result<String, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -110,13 +91,6 @@ fn body_of(headers: &HeaderMap, body: &Bytes, expected: &str) -> Result<String, 
             format!("send Content-Type: {expected}"),
         ));
     }
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is over {} KiB", MAX_BODY / 1024),
-        ));
-    }
     String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -124,6 +98,12 @@ fn body_of(headers: &HeaderMap, body: &Bytes, expected: &str) -> Result<String, 
             "the body is not UTF-8 text",
         )
     })
+}
+
+/// The `{session}` of a session's route (the `{id}` is the meeting's extractor's).
+#[derive(Deserialize)]
+struct SessionPath {
+    session: String,
 }
 
 fn session_id(raw: &str) -> Result<SessionId, ApiError> {
@@ -227,15 +207,13 @@ struct WhipQuery {
 
 async fn whip_post(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    Path(id): Path<String>,
+    Studio(record): Studio,
+    ClientAddr(ip): ClientAddr,
     query: Result<Query<WhipQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let media = relay(&app)?;
-    let record = record(&app, id).await?;
-    authorize_studio(&record, &headers)?;
     if record.status == MeetingStatus::Ended {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -271,7 +249,6 @@ async fn whip_post(
         })?,
     };
     let offer = body_of(&headers, &body, "application/sdp")?;
-    let ip = crate::ws::client_ip(&app, &headers, peer);
     let answer = media
         .publish(ip, record.id.clone(), source, label, offer)
         .await?;
@@ -282,24 +259,21 @@ async fn whip_post(
 
 async fn whip_patch(
     State(app): State<Arc<App>>,
-    Path((id, session)): Path<(String, String)>,
+    _: Studio,
+    Path(SessionPath { session }): Path<SessionPath>,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    let record = record(&app, id).await?;
-    authorize_studio(&record, &headers)?;
     trickle(media, &session, &headers, &body).await
 }
 
 async fn whip_delete(
     State(app): State<Arc<App>>,
-    Path((id, session)): Path<(String, String)>,
-    headers: HeaderMap,
+    Studio(record): Studio,
+    Path(SessionPath { session }): Path<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    let record = record(&app, id).await?;
-    authorize_studio(&record, &headers)?;
     media.close(session_id(&session)?).await?;
     tracing::info!(meeting_id = %record.id, %session, "publisher left");
     Ok(StatusCode::OK)
@@ -319,13 +293,12 @@ async fn trickle(
 
 async fn whep_post(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    Path(id): Path<String>,
+    Meeting(record): Meeting,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let media = relay(&app)?;
-    let record = record(&app, id).await?;
     if record.status != MeetingStatus::Live {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -334,7 +307,6 @@ async fn whep_post(
         ));
     }
     let offer = body_of(&headers, &body, "application/sdp")?;
-    let ip = crate::ws::client_ip(&app, &headers, peer);
     let answer = media.view(ip, record.id.clone(), offer).await?;
     let location = format!("/api/meetings/{}/whep/{}", record.id, answer.session);
     let layer = format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\"");
@@ -343,21 +315,21 @@ async fn whep_post(
 
 async fn whep_patch(
     State(app): State<Arc<App>>,
-    Path((id, session)): Path<(String, String)>,
+    _: MeetingRef,
+    Path(SessionPath { session }): Path<SessionPath>,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    meeting_id(id)?;
     trickle(media, &session, &headers, &body).await
 }
 
 async fn whep_delete(
     State(app): State<Arc<App>>,
-    Path((id, session)): Path<(String, String)>,
+    _: MeetingRef,
+    Path(SessionPath { session }): Path<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    meeting_id(id)?;
     media.close(session_id(&session)?).await?;
     Ok(StatusCode::OK)
 }
@@ -370,11 +342,11 @@ struct LayerBody {
 
 async fn whep_layer(
     State(app): State<Arc<App>>,
-    Path((id, session)): Path<(String, String)>,
-    body: Bytes,
+    _: MeetingRef,
+    Path(SessionPath { session }): Path<SessionPath>,
+    LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    meeting_id(id)?;
     let layer: LayerBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -394,8 +366,10 @@ struct Stage {
     sources: Vec<StageSource>,
 }
 
-async fn stage(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let record = record(&app, id).await?;
+async fn stage(
+    State(app): State<Arc<App>>,
+    Meeting(record): Meeting,
+) -> Result<Response, ApiError> {
     let sources = match &app.media {
         Some(media) => media.stage(record.id.clone()).await?,
         None => Vec::new(),

@@ -55,17 +55,20 @@ pub async fn sweep(app: &App, now: Timestamp) -> usize {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use townhall_core::command::{EndMeeting, StartMeeting};
     use townhall_core::{Actor, Command};
 
     #[tokio::test]
     async fn deletes_only_meetings_ended_longer_ago_than_the_retention_period() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             admin_token: Some("retention-test-token".into()),
             retention_days: 30,
             ..Config::default()
         };
+        // No relay: its default ports may be taken by another server on the machine.
+        config.media.enabled = false;
         let (app, _) = crate::build(config).await.unwrap();
         let hub = &app.hub;
         let ended = hub
@@ -80,15 +83,23 @@ mod tests {
             .unwrap()
             .record
             .id;
-        hub.command(&ended, Actor::organizer(), Command::StartMeeting)
+        hub.command(
+            &ended,
+            Actor::organizer(),
+            Command::StartMeeting(StartMeeting),
+        )
+        .await
+        .unwrap();
+        hub.command(&ended, Actor::organizer(), Command::EndMeeting(EndMeeting))
             .await
             .unwrap();
-        hub.command(&ended, Actor::organizer(), Command::EndMeeting)
-            .await
-            .unwrap();
-        hub.command(&live, Actor::organizer(), Command::StartMeeting)
-            .await
-            .unwrap();
+        hub.command(
+            &live,
+            Actor::organizer(),
+            Command::StartMeeting(StartMeeting),
+        )
+        .await
+        .unwrap();
         let ended_at = hub
             .log()
             .meeting(&ended)

@@ -1,5 +1,6 @@
 //! The server's own secrets: the session signing key and the admin token hash. In the data dir
-//! for a node on SQLite; in Redis for nodes that share it, so a cookie signed by one node is
+//! for a node on SQLite (created, like the folder and the database, readable by the server's
+//! user only: 0600, 0700); in Redis for nodes that share it, so a cookie signed by one node is
 //! good on every other, and one admin token works everywhere.
 
 use std::io::Write;
@@ -12,6 +13,35 @@ const ADMIN_HASH_FILE: &str = "admin-token.sha256";
 /// Names of the shared values in Redis.
 const SHARED_SESSION_KEY: &str = "session-key";
 const SHARED_ADMIN_HASH: &str = "admin-token-sha256";
+
+/// Creates `dir` (and its parents) readable only by the server's user; an existing folder is
+/// left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates an empty `path` readable only by the server's user, unless it exists.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();

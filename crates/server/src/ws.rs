@@ -1,14 +1,14 @@
 //! The WebSocket endpoint `/ws`: checks the Origin, finds the participant from the session
-//! cookie, and hands the socket to the hub.
+//! cookie and the client's address ([`ClientAddr`]), and hands the socket to the hub.
 
 use crate::App;
+use crate::extract::ClientAddr;
 use crate::pages::session_from_cookie;
 use axum::Router;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use townhall_hub::auth;
 use townhall_hub::session::{self, Identity};
@@ -42,27 +42,12 @@ fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
         == Some(host)
 }
 
-/// The client's address: the socket's peer, or the first `X-Forwarded-For` entry behind a
-/// trusted proxy.
-pub fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    if app.config.trust_proxy
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
-    }
-    peer.ip()
-}
-
 /// Unwritten bytes one connection's WebSocket layer may hold.
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
 async fn upgrade(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -70,10 +55,7 @@ async fn upgrade(
         return (StatusCode::FORBIDDEN, "websocket origin not allowed\n").into_response();
     }
     let participant = session_from_cookie(&app, &headers).unwrap_or_else(auth::new_participant_id);
-    let identity = Identity {
-        participant,
-        ip: client_ip(&app, &headers, peer),
-    };
+    let identity = Identity { participant, ip };
     let hub = app.hub.clone();
     ws.read_buffer_size(4 * 1024)
         // A connection's write buffer keeps the capacity of the largest batch it wrote; write

@@ -1,10 +1,9 @@
 //! The organizer API, operations endpoints and HTTP-level protections.
 
-mod common;
-
-use common::*;
 use serde_json::{Value, json};
 use townhall_core::Command;
+use townhall_core::command::{AskQuestion, HideComment, PostComment};
+use townhall_testkit::*;
 
 #[tokio::test]
 async fn the_organizer_api_needs_the_admin_token() {
@@ -98,10 +97,10 @@ async fn create_start_end_export_and_delete_a_meeting() {
         .to_owned();
     let mut citizen = Client::join(&server.ws_url(), &id, None).await;
     citizen
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "=SUM(A1) er det sikkert?".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
 
@@ -236,13 +235,13 @@ async fn health_readiness_metrics_and_headers() {
     );
     let m = live_meeting(base).await;
     let mut c = Client::join(&server.ws_url(), &m.id, None).await;
-    c.run(Command::PostComment { text: "hej".into() })
+    c.run(Command::PostComment(PostComment { text: "hej".into() }))
         .await
         .unwrap();
     assert_eq!(
-        c.run(Command::HideComment {
+        c.run(Command::HideComment(HideComment {
             comment: townhall_core::CommentId(1)
-        })
+        }))
         .await,
         Err("forbidden".into())
     );

@@ -6,15 +6,13 @@
 //! keyframe on; for audio, every packet from the viewer's first one on. The publisher pauses
 //! before the comparison, so the counts are final; waits are convergence loops, never sleeps.
 
-mod common;
-
-use common::*;
 use std::future::Future;
 use std::time::Duration;
-use townhall_loadtest::rtc::{
+use townhall_client::rtc::{
     MediaKind, PublisherConfig, PublisherStats, RtcContext, RtcError, TrackStats, ViewerConfig,
     WhepViewer, WhipPublisher, post_offer,
 };
+use townhall_testkit::*;
 
 /// Generous: connection setup and convergence on a slow, busy 2-core machine.
 const SLOW: Duration = Duration::from_secs(60);

@@ -1,11 +1,14 @@
 //! The Q&A flow over real WebSockets: visibility of pending questions, moderation, votes,
 //! and role checks on the server.
 
-mod common;
-
-use common::*;
+use townhall_core::command::{
+    ApproveQuestion, AskQuestion, BanParticipant, EndMeeting, HideComment, MarkAnswered,
+    MuteParticipant, PinAnnouncement, PostComment, PutOnAir, QueueQuestion, RejectQuestion,
+    SetName, SetQaOpen, SetSlowMode, StartMeeting, Upvote,
+};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, QuestionId};
+use townhall_testkit::*;
 
 #[tokio::test]
 async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
@@ -18,16 +21,16 @@ async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
     let mut studio = Client::join(&url, &m.id, Some(&m.studio_token)).await;
 
     asker
-        .run(Command::SetName {
+        .run(Command::SetName(SetName {
             name: "Karen".into(),
-        })
+        }))
         .await
         .unwrap();
     asker
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Hvornår åbner skolen?".into(),
             anonymous: true,
-        })
+        }))
         .await
         .unwrap();
     let q = QuestionId(1);
@@ -51,9 +54,9 @@ async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
 
     // A barrier everyone sees: the other citizen must have had no frame about question 1 yet.
     moderator
-        .run(Command::PinAnnouncement {
+        .run(Command::PinAnnouncement(PinAnnouncement {
             text: "Velkommen".into(),
-        })
+        }))
         .await
         .unwrap();
     other
@@ -65,7 +68,7 @@ async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
     );
 
     moderator
-        .run(Command::ApproveQuestion { question: q })
+        .run(Command::ApproveQuestion(ApproveQuestion { question: q }))
         .await
         .unwrap();
     other.until(|v| v.questions.contains_key(&q)).await;
@@ -76,13 +79,19 @@ async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
     assert!(!other.received.iter().any(|f| matches!(f, ServerMessage::Event(e) if e.questions.iter().any(|q| q.status == "pending"))));
 
     // Votes reach everyone as coalesced tallies.
-    other.run(Command::Upvote { question: q }).await.unwrap();
+    other
+        .run(Command::Upvote(Upvote { question: q }))
+        .await
+        .unwrap();
     assert_eq!(
-        other.run(Command::Upvote { question: q }).await,
+        other.run(Command::Upvote(Upvote { question: q })).await,
         Err("already_voted".into())
     );
     let mut third = Client::join(&url, &m.id, None).await;
-    third.run(Command::Upvote { question: q }).await.unwrap();
+    third
+        .run(Command::Upvote(Upvote { question: q }))
+        .await
+        .unwrap();
     for c in [&mut asker, &mut other, &mut third, &mut moderator] {
         c.until(|v| v.questions.get(&q).is_some_and(|q| q.votes == 2))
             .await;
@@ -91,14 +100,14 @@ async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
 
     // Queue and on air: the studio and every citizen see it.
     moderator
-        .run(Command::QueueQuestion {
+        .run(Command::QueueQuestion(QueueQuestion {
             question: q,
             position: None,
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::PutOnAir { question: q })
+        .run(Command::PutOnAir(PutOnAir { question: q }))
         .await
         .unwrap();
     for c in [&mut studio, &mut other, &mut third] {
@@ -108,7 +117,7 @@ async fn a_pending_question_reaches_only_staff_and_its_author_until_approved() {
             .await;
     }
     studio
-        .run(Command::MarkAnswered { question: q })
+        .run(Command::MarkAnswered(MarkAnswered { question: q }))
         .await
         .unwrap();
     other
@@ -126,18 +135,18 @@ async fn a_rejection_reason_reaches_the_author_only() {
     let mut other = Client::join(&url, &m.id, None).await;
     let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
     asker
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Off topic".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
     let reason = "Spørgsmålet handler ikke om mødets emne";
     moderator
-        .run(Command::RejectQuestion {
+        .run(Command::RejectQuestion(RejectQuestion {
             question: QuestionId(1),
             reason: reason.into(),
-        })
+        }))
         .await
         .unwrap();
     asker
@@ -152,9 +161,9 @@ async fn a_rejection_reason_reaches_the_author_only() {
         Some(reason)
     );
     moderator
-        .run(Command::PinAnnouncement {
+        .run(Command::PinAnnouncement(PinAnnouncement {
             text: "barrier".into(),
-        })
+        }))
         .await
         .unwrap();
     other
@@ -172,45 +181,45 @@ async fn citizens_and_speakers_are_refused_moderator_commands() {
     let mut citizen = Client::join(&url, &m.id, None).await;
     let mut studio = Client::join(&url, &m.id, Some(&m.studio_token)).await;
     citizen
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Hvad koster det?".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
     citizen
-        .run(Command::PostComment { text: "Hej".into() })
+        .run(Command::PostComment(PostComment { text: "Hej".into() }))
         .await
         .unwrap();
     let q = QuestionId(1);
     let victim = townhall_core::ParticipantId::parse(citizen.participant.clone().unwrap()).unwrap();
     let forbidden = [
-        Command::ApproveQuestion { question: q },
-        Command::RejectQuestion {
+        Command::ApproveQuestion(ApproveQuestion { question: q }),
+        Command::RejectQuestion(RejectQuestion {
             question: q,
             reason: "x".into(),
-        },
-        Command::PutOnAir { question: q },
-        Command::QueueQuestion {
+        }),
+        Command::PutOnAir(PutOnAir { question: q }),
+        Command::QueueQuestion(QueueQuestion {
             question: q,
             position: None,
-        },
-        Command::HideComment {
+        }),
+        Command::HideComment(HideComment {
             comment: townhall_core::CommentId(1),
-        },
-        Command::MuteParticipant {
+        }),
+        Command::MuteParticipant(MuteParticipant {
             participant: victim.clone(),
-        },
-        Command::BanParticipant {
+        }),
+        Command::BanParticipant(BanParticipant {
             participant: victim,
-        },
-        Command::SetSlowMode { seconds: 60 },
-        Command::SetQaOpen { open: false },
-        Command::PinAnnouncement {
+        }),
+        Command::SetSlowMode(SetSlowMode { seconds: 60 }),
+        Command::SetQaOpen(SetQaOpen { open: false }),
+        Command::PinAnnouncement(PinAnnouncement {
             text: "mine".into(),
-        },
-        Command::EndMeeting,
-        Command::StartMeeting,
+        }),
+        Command::EndMeeting(EndMeeting),
+        Command::StartMeeting(StartMeeting),
     ];
     for cmd in forbidden.clone() {
         assert_eq!(
@@ -221,7 +230,7 @@ async fn citizens_and_speakers_are_refused_moderator_commands() {
     }
     for cmd in forbidden
         .into_iter()
-        .filter(|c| !matches!(c, Command::MarkAnswered { .. }))
+        .filter(|c| !matches!(c, Command::MarkAnswered(_)))
     {
         assert_eq!(
             studio.run(cmd.clone()).await,
@@ -261,16 +270,16 @@ async fn a_wrong_token_is_refused_and_a_banned_citizen_is_disconnected() {
     let mut troll = Client::join(&url, &m.id, None).await;
     let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
     troll
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "spam".into(),
-        })
+        }))
         .await
         .unwrap();
     let troll_id = townhall_core::ParticipantId::parse(troll.participant.clone().unwrap()).unwrap();
     moderator
-        .run(Command::BanParticipant {
+        .run(Command::BanParticipant(BanParticipant {
             participant: troll_id,
-        })
+        }))
         .await
         .unwrap();
     let frames = troll.until_closed().await;
@@ -313,9 +322,9 @@ async fn with_a_write_delay_every_frame_still_arrives_once_and_in_order() {
     let mut reader = Client::join(&url, &m.id, None).await;
     for i in 0..40 {
         writer
-            .send(Command::PostComment {
+            .send(Command::PostComment(PostComment {
                 text: format!("kommentar {i}"),
-            })
+            }))
             .await;
     }
     reader.until(|v| v.comments.len() == 40).await;

@@ -5,9 +5,6 @@
 //! does not answer, unless `TOWNHALL_REQUIRE_REDIS=1`). Redis going away is simulated with a TCP
 //! proxy in the test that cuts every connection, never by touching the shared Redis.
 
-mod common;
-
-use common::{Client, TestServer, WAIT, http};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use townhall_core::Command;
+use townhall_core::command::PostComment;
+use townhall_testkit::{Client, TestServer, WAIT, http};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -177,10 +176,10 @@ async fn two_nodes_on_one_redis_share_meetings_and_secrets() {
     assert_eq!(a.app.node_id, "node-a");
 
     // Created through node A, listed by node B and joined there: the log is in Redis.
-    let m = common::live_meeting(&a.base).await;
+    let m = townhall_testkit::live_meeting(&a.base).await;
     let listed: Value = http()
         .get(format!("{}/api/meetings", b.base))
-        .bearer_auth(common::ADMIN_TOKEN)
+        .bearer_auth(townhall_testkit::ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -193,9 +192,9 @@ async fn two_nodes_on_one_redis_share_meetings_and_secrets() {
     );
     let mut citizen = Client::join(&b.ws_url(), &m.id, None).await;
     citizen
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "hej fra node B".into(),
-        })
+        }))
         .await
         .unwrap();
     let id = townhall_core::MeetingId::parse(m.id.as_str()).unwrap();
@@ -275,7 +274,7 @@ async fn a_node_waits_for_redis_at_start_and_readyz_follows_it() {
         .expect("the node starts once redis answers")
         .unwrap();
     wait_for_readyz(&server.base, 200).await;
-    let m = common::live_meeting(&server.base).await;
+    let m = townhall_testkit::live_meeting(&server.base).await;
 
     // Redis goes away: not ready, with the reason as JSON.
     proxy.go_down();
@@ -296,9 +295,9 @@ async fn a_node_waits_for_redis_at_start_and_readyz_follows_it() {
     let ready_after = came_back.elapsed();
     let mut citizen = Client::join(&server.ws_url(), &m.id, None).await;
     citizen
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "efter pausen".into(),
-        })
+        }))
         .await
         .unwrap();
     eprintln!(

@@ -1,11 +1,16 @@
 //! Resuming after a dropped connection, and durability across a crash of the process.
 
-mod common;
-
-use common::*;
 use townhall_core::client::ClientView;
+use townhall_core::command::{
+    ApproveQuestion, AskQuestion, HideComment, MergeQuestion, PinAnnouncement, PostComment,
+    QueueQuestion, RejectQuestion, Upvote,
+};
 use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, CommentId, QuestionId};
+use townhall_testkit::*;
+
+/// The binary under test, for the crash tests.
+const TOWNHALL: &str = env!("CARGO_BIN_EXE_townhall");
 
 #[tokio::test]
 async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
@@ -20,16 +25,16 @@ async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
     let mut moderator = Client::join(&url, &m.id, Some(&m.moderator_token)).await;
 
     asker
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Før pausen".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     leaver
@@ -43,72 +48,72 @@ async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
     // While it is away: questions, decisions, comments, votes, an announcement.
     for i in 2..=4 {
         asker
-            .run(Command::AskQuestion {
+            .run(Command::AskQuestion(AskQuestion {
                 text: format!("Spørgsmål {i}"),
                 anonymous: i == 3,
-            })
+            }))
             .await
             .unwrap();
     }
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(2),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(3),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::RejectQuestion {
+        .run(Command::RejectQuestion(RejectQuestion {
             question: QuestionId(4),
             reason: "Dublet".into(),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::QueueQuestion {
+        .run(Command::QueueQuestion(QueueQuestion {
             question: QuestionId(2),
             position: None,
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::MergeQuestion {
+        .run(Command::MergeQuestion(MergeQuestion {
             question: QuestionId(3),
             into: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     asker
-        .run(Command::PostComment {
+        .run(Command::PostComment(PostComment {
             text: "Godt spørgsmål".into(),
-        })
+        }))
         .await
         .unwrap();
     moderator
-        .run(Command::PostComment { text: "Tak".into() })
+        .run(Command::PostComment(PostComment { text: "Tak".into() }))
         .await
         .unwrap();
     moderator
-        .run(Command::HideComment {
+        .run(Command::HideComment(HideComment {
             comment: CommentId(1),
-        })
+        }))
         .await
         .unwrap();
     stayer
-        .run(Command::Upvote {
+        .run(Command::Upvote(Upvote {
             question: QuestionId(2),
-        })
+        }))
         .await
         .unwrap();
     let last = moderator
-        .run(Command::PinAnnouncement {
+        .run(Command::PinAnnouncement(PinAnnouncement {
             text: "Pause slut".into(),
-        })
+        }))
         .await
         .unwrap();
     watcher
@@ -189,9 +194,9 @@ async fn a_client_too_far_behind_gets_a_snapshot() {
     leaver.close().await;
     for i in 0..10 {
         moderator
-            .run(Command::PinAnnouncement {
+            .run(Command::PinAnnouncement(PinAnnouncement {
                 text: format!("nr {i}"),
-            })
+            }))
             .await
             .unwrap();
     }
@@ -214,36 +219,36 @@ async fn a_client_too_far_behind_gets_a_snapshot() {
 #[tokio::test]
 async fn kill_9_after_an_ack_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let process = Process::spawn(dir.path());
+    let process = Process::spawn(TOWNHALL, dir.path());
     let m = live_meeting(&process.base).await;
     let mut citizen = Client::join(&process.ws_url(), &m.id, None).await;
     let mut moderator = Client::join(&process.ws_url(), &m.id, Some(&m.moderator_token)).await;
     let mut acked = Vec::new();
     for i in 1..=10 {
         citizen
-            .run(Command::PostComment {
+            .run(Command::PostComment(PostComment {
                 text: format!("kommentar {i}"),
-            })
+            }))
             .await
             .unwrap();
         acked.push(i);
     }
     citizen
-        .run(Command::AskQuestion {
+        .run(Command::AskQuestion(AskQuestion {
             text: "Bliver det gemt?".into(),
             anonymous: false,
-        })
+        }))
         .await
         .unwrap();
     let last = moderator
-        .run(Command::ApproveQuestion {
+        .run(Command::ApproveQuestion(ApproveQuestion {
             question: QuestionId(1),
-        })
+        }))
         .await
         .unwrap();
     process.kill9();
 
-    let process = Process::spawn(dir.path());
+    let process = Process::spawn(TOWNHALL, dir.path());
     let mut after = Client::join(&process.ws_url(), &m.id, Some(&m.moderator_token)).await;
     after.until(|v| v.meeting.is_some()).await;
     assert!(
@@ -268,7 +273,7 @@ async fn kill_9_after_an_ack_loses_nothing() {
 #[tokio::test]
 async fn sigterm_says_goodbye_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut process = Process::spawn(dir.path());
+    let mut process = Process::spawn(TOWNHALL, dir.path());
     let m = live_meeting(&process.base).await;
     let mut citizen = Client::join(&process.ws_url(), &m.id, None).await;
     citizen.until(|v| v.meeting.is_some()).await;

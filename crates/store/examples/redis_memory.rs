@@ -5,6 +5,9 @@
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p townhall-store --example redis_memory
 //! ```
 
+use townhall_core::event::{
+    CommentPosted, QuestionApproved, QuestionAsked, QuestionQueued, VoteCast,
+};
 use townhall_core::{
     CommentId, Event, EventKind, MeetingId, MeetingStatus, ParticipantId, QuestionId, Timestamp,
 };
@@ -16,26 +19,26 @@ fn event(i: u64) -> Event {
     let by = ParticipantId::parse(format!("p{:020}", i % 5_000)).expect("valid id");
     let q = QuestionId(i / 20 + 1);
     let kind = match i % 100 {
-        0..=4 => EventKind::QuestionAsked {
+        0..=4 => EventKind::QuestionAsked(QuestionAsked {
             question: q,
             text: "Hvornår bliver der bygget den nye cykelsti langs Usserød Kongevej, og hvem \
                    betaler for vedligeholdelsen?"
                 .into(),
             anonymous: i.is_multiple_of(3),
             author_name: (!i.is_multiple_of(3)).then(|| "Karen Jensen".to_owned()),
-        },
-        5..=64 => EventKind::VoteCast { question: q },
-        65..=89 => EventKind::CommentPosted {
+        }),
+        5..=64 => EventKind::VoteCast(VoteCast { question: q }),
+        65..=89 => EventKind::CommentPosted(CommentPosted {
             comment: CommentId(i),
             text: "Godt spørgsmål, det har vi også undret os over i vores grundejerforening."
                 .into(),
             author_name: Some("Ole".into()),
-        },
-        90..=94 => EventKind::QuestionApproved { question: q },
-        _ => EventKind::QuestionQueued {
+        }),
+        90..=94 => EventKind::QuestionApproved(QuestionApproved { question: q }),
+        _ => EventKind::QuestionQueued(QuestionQueued {
             question: q,
             position: 0,
-        },
+        }),
     };
     Event {
         at: Timestamp(1_760_000_000_000 + i * 250),

@@ -80,6 +80,7 @@ pub(crate) fn parse_status(s: &str) -> Option<MeetingStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use townhall_core::event::QuestionAsked;
     use townhall_core::{EventKind, ParticipantId, QuestionId, Timestamp};
 
     #[test]
@@ -88,12 +89,12 @@ mod tests {
         let event = Event {
             at: Timestamp(7),
             by: ParticipantId::parse("p").expect("valid id"),
-            kind: EventKind::QuestionAsked {
+            kind: EventKind::QuestionAsked(QuestionAsked {
                 question: QuestionId(3),
                 text: "why?".into(),
                 anonymous: true,
                 author_name: None,
-            },
+            }),
         };
         let body = encode(&event).expect("encodes");
         let value: serde_json::Value = serde_json::from_str(&body).expect("json");

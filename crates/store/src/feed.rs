@@ -294,15 +294,16 @@ impl Registry {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use townhall_core::event::CommentHidden;
     use townhall_core::{CommentId, EventKind, ParticipantId, Timestamp};
 
     fn event(n: u64) -> Event {
         Event {
             at: Timestamp(n),
             by: ParticipantId::parse("p").expect("valid id"),
-            kind: EventKind::CommentHidden {
+            kind: EventKind::CommentHidden(CommentHidden {
                 comment: CommentId(n),
-            },
+            }),
         }
     }
 

@@ -1,5 +1,6 @@
 //! How events move a meeting's status, shared by every engine so records never need a replay.
 
+use townhall_core::event::{MeetingEnded, MeetingStarted};
 use townhall_core::{Event, EventKind, MeetingStatus, Timestamp};
 
 /// A meeting's status and end time after a batch of events.
@@ -15,15 +16,15 @@ pub(crate) struct StatusChange {
 /// ending has not ended, so `ended_at` is cleared; it is set only by `MeetingEnded`.
 pub(crate) fn status_after(events: &[Event]) -> Option<StatusChange> {
     events.iter().fold(None, |change, event| match event.kind {
-        EventKind::MeetingCreated { .. } => Some(StatusChange {
+        EventKind::MeetingCreated(_) => Some(StatusChange {
             status: MeetingStatus::Scheduled,
             ended_at: None,
         }),
-        EventKind::MeetingStarted => Some(StatusChange {
+        EventKind::MeetingStarted(MeetingStarted) => Some(StatusChange {
             status: MeetingStatus::Live,
             ended_at: None,
         }),
-        EventKind::MeetingEnded => Some(StatusChange {
+        EventKind::MeetingEnded(MeetingEnded) => Some(StatusChange {
             status: MeetingStatus::Ended,
             ended_at: Some(event.at),
         }),
@@ -35,6 +36,7 @@ pub(crate) fn status_after(events: &[Event]) -> Option<StatusChange> {
 mod tests {
     use super::*;
     use townhall_core::ParticipantId;
+    use townhall_core::event::{QaClosed, QaOpened};
 
     fn ev(at: u64, kind: EventKind) -> Event {
         Event {
@@ -46,9 +48,12 @@ mod tests {
 
     #[test]
     fn last_lifecycle_event_wins() {
-        assert_eq!(status_after(&[ev(1, EventKind::QaOpened)]), None);
+        assert_eq!(status_after(&[ev(1, EventKind::QaOpened(QaOpened))]), None);
         assert_eq!(
-            status_after(&[ev(1, EventKind::MeetingStarted), ev(2, EventKind::QaClosed)]),
+            status_after(&[
+                ev(1, EventKind::MeetingStarted(MeetingStarted)),
+                ev(2, EventKind::QaClosed(QaClosed))
+            ]),
             Some(StatusChange {
                 status: MeetingStatus::Live,
                 ended_at: None
@@ -56,8 +61,8 @@ mod tests {
         );
         assert_eq!(
             status_after(&[
-                ev(1, EventKind::MeetingStarted),
-                ev(5, EventKind::MeetingEnded)
+                ev(1, EventKind::MeetingStarted(MeetingStarted)),
+                ev(5, EventKind::MeetingEnded(MeetingEnded))
             ]),
             Some(StatusChange {
                 status: MeetingStatus::Ended,
@@ -66,8 +71,8 @@ mod tests {
         );
         assert_eq!(
             status_after(&[
-                ev(5, EventKind::MeetingEnded),
-                ev(6, EventKind::MeetingStarted)
+                ev(5, EventKind::MeetingEnded(MeetingEnded)),
+                ev(6, EventKind::MeetingStarted(MeetingStarted))
             ]),
             Some(StatusChange {
                 status: MeetingStatus::Live,

@@ -8,6 +8,13 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 use tempfile::TempDir;
+use townhall_core::event::{
+    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, MeetingCreated,
+    MeetingEnded, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed,
+    ParticipantUnbanned, ParticipantUnmuted, QaClosed, QaOpened, QuestionAnswered,
+    QuestionApproved, QuestionAsked, QuestionMerged, QuestionOnAir, QuestionQueued,
+    QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted,
+};
 use townhall_core::{
     CommentId, Event, EventKind, MeetingId, MeetingStatus, Offset, ParticipantId, QuestionId,
     Timestamp,
@@ -51,9 +58,9 @@ fn ev(at: u64, kind: EventKind) -> Event {
 fn created(title: &str) -> Event {
     ev(
         1,
-        EventKind::MeetingCreated {
+        EventKind::MeetingCreated(MeetingCreated {
             title: title.into(),
-        },
+        }),
     )
 }
 
@@ -65,11 +72,11 @@ fn chatter(n: usize, from_at: u64) -> Vec<Event> {
             Event {
                 at: Timestamp(at),
                 by: pid(&format!("p{}", i % 7)),
-                kind: EventKind::CommentPosted {
+                kind: EventKind::CommentPosted(CommentPosted {
                     comment: CommentId(at),
                     text: format!("comment {at} – æøå \"quoted\""),
                     author_name: (i % 2 == 0).then(|| "Åse".to_owned()),
-                },
+                }),
             }
         })
         .collect()
@@ -79,74 +86,74 @@ fn chatter(n: usize, from_at: u64) -> Vec<Event> {
 fn every_kind() -> Vec<Event> {
     let q = QuestionId(1);
     let kinds = vec![
-        EventKind::MeetingCreated {
+        EventKind::MeetingCreated(MeetingCreated {
             title: "Budget 2026".into(),
-        },
-        EventKind::MeetingStarted,
-        EventKind::ParticipantRenamed {
+        }),
+        EventKind::MeetingStarted(MeetingStarted),
+        EventKind::ParticipantRenamed(ParticipantRenamed {
             name: Some("Kari".into()),
-        },
-        EventKind::ParticipantRenamed { name: None },
-        EventKind::QuestionAsked {
+        }),
+        EventKind::ParticipantRenamed(ParticipantRenamed { name: None }),
+        EventKind::QuestionAsked(QuestionAsked {
             question: q,
             text: "Hvorfor?".into(),
             anonymous: false,
             author_name: Some("Kari".into()),
-        },
-        EventKind::QuestionAsked {
+        }),
+        EventKind::QuestionAsked(QuestionAsked {
             question: QuestionId(2),
             text: "And?".into(),
             anonymous: true,
             author_name: None,
-        },
-        EventKind::QuestionApproved { question: q },
-        EventKind::QuestionRejected {
+        }),
+        EventKind::QuestionApproved(QuestionApproved { question: q }),
+        EventKind::QuestionRejected(QuestionRejected {
             question: QuestionId(2),
             reason: "off topic".into(),
-        },
-        EventKind::QuestionMerged {
+        }),
+        EventKind::QuestionMerged(QuestionMerged {
             question: QuestionId(2),
             into: q,
-        },
-        EventKind::QuestionQueued {
+        }),
+        EventKind::QuestionQueued(QuestionQueued {
             question: q,
             position: 0,
-        },
-        EventKind::QuestionUnqueued { question: q },
-        EventKind::QuestionOnAir { question: q },
-        EventKind::QuestionAnswered { question: q },
-        EventKind::VoteCast { question: q },
-        EventKind::VoteRetracted { question: q },
-        EventKind::CommentPosted {
+        }),
+        EventKind::QuestionUnqueued(QuestionUnqueued { question: q }),
+        EventKind::QuestionOnAir(QuestionOnAir { question: q }),
+        EventKind::QuestionAnswered(QuestionAnswered { question: q }),
+        EventKind::VoteCast(VoteCast { question: q }),
+        EventKind::VoteRetracted(VoteRetracted { question: q }),
+        EventKind::CommentPosted(CommentPosted {
             comment: CommentId(1),
             text: "hi".into(),
             author_name: None,
-        },
-        EventKind::CommentHidden {
+        }),
+        EventKind::CommentHidden(CommentHidden {
             comment: CommentId(1),
-        },
-        EventKind::ParticipantMuted {
+        }),
+        EventKind::ParticipantMuted(ParticipantMuted {
             participant: pid("p1"),
-        },
-        EventKind::ParticipantUnmuted {
+        }),
+        EventKind::ParticipantUnmuted(ParticipantUnmuted {
             participant: pid("p1"),
-        },
-        EventKind::ParticipantBanned {
+        }),
+        EventKind::ParticipantBanned(ParticipantBanned {
             participant: pid("p1"),
-        },
-        EventKind::ParticipantUnbanned {
+        }),
+        EventKind::ParticipantUnbanned(ParticipantUnbanned {
             participant: pid("p1"),
-        },
-        EventKind::SlowModeSet { seconds: 30 },
-        EventKind::QaClosed,
-        EventKind::QaOpened,
-        EventKind::ChatClosed,
-        EventKind::ChatOpened,
-        EventKind::AnnouncementPinned {
+        }),
+        EventKind::SlowModeSet(SlowModeSet { seconds: 30 }),
+        EventKind::QaClosed(QaClosed),
+        EventKind::QaOpened(QaOpened),
+        EventKind::ChatClosed(ChatClosed),
+        EventKind::ChatOpened(ChatOpened),
+        EventKind::AnnouncementPinned(AnnouncementPinned {
             text: Some("Pause til 19:30".into()),
-        },
-        EventKind::AnnouncementPinned { text: None },
-        EventKind::MeetingEnded,
+        }),
+        EventKind::AnnouncementPinned(AnnouncementPinned { text: None }),
+        EventKind::MeetingEnded(MeetingEnded),
     ];
     kinds
         .into_iter()
@@ -385,8 +392,8 @@ async fn status_follows_the_log(log: Arc<dyn EventLog>) {
         &id,
         3,
         &[
-            ev(50, EventKind::MeetingStarted),
-            ev(51, EventKind::QaOpened),
+            ev(50, EventKind::MeetingStarted(MeetingStarted)),
+            ev(51, EventKind::QaOpened(QaOpened)),
         ],
     )
     .await
@@ -399,7 +406,8 @@ async fn status_follows_the_log(log: Arc<dyn EventLog>) {
 
     // A failed append changes nothing.
     assert_conflict(
-        log.append(&id, 3, &[ev(60, EventKind::MeetingEnded)]).await,
+        log.append(&id, 3, &[ev(60, EventKind::MeetingEnded(MeetingEnded))])
+            .await,
         3,
         5,
     );
@@ -412,8 +420,8 @@ async fn status_follows_the_log(log: Arc<dyn EventLog>) {
         &id,
         5,
         &[
-            ev(70, EventKind::MeetingEnded),
-            ev(71, EventKind::ChatClosed),
+            ev(70, EventKind::MeetingEnded(MeetingEnded)),
+            ev(71, EventKind::ChatClosed(ChatClosed)),
         ],
     )
     .await
@@ -432,7 +440,10 @@ async fn status_follows_the_log(log: Arc<dyn EventLog>) {
     // Created live in one go: the status follows `first` too.
     log.create_meeting(
         &record("n", 2),
-        &[created("n"), ev(3, EventKind::MeetingStarted)],
+        &[
+            created("n"),
+            ev(3, EventKind::MeetingStarted(MeetingStarted)),
+        ],
     )
     .await
     .unwrap();
@@ -709,7 +720,10 @@ fn raw(path: &Path) -> rusqlite::Connection {
 async fn sqlite_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let id = mid("m");
-    let mut events = vec![created("m"), ev(2, EventKind::MeetingStarted)];
+    let mut events = vec![
+        created("m"),
+        ev(2, EventKind::MeetingStarted(MeetingStarted)),
+    ];
     events.extend(chatter(5, 10));
     {
         let log = SqliteLog::open(&db_path(&dir), Durability::Normal).unwrap();

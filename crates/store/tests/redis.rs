@@ -10,6 +10,7 @@ use common::{OwnRedis, WAIT, shared_redis, shared_redis_with_config, unique_pref
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use townhall_core::event::CommentPosted;
 use townhall_core::{
     CommentId, Event, EventKind, MeetingId, MeetingStatus, Offset, ParticipantId, Recorded,
     Timestamp,
@@ -43,11 +44,11 @@ fn comments(from: u64, n: u64) -> Vec<Event> {
         .map(|i| Event {
             at: Timestamp(i),
             by: ParticipantId::parse("p").unwrap(),
-            kind: EventKind::CommentPosted {
+            kind: EventKind::CommentPosted(CommentPosted {
                 comment: CommentId(i),
                 text: format!("comment {i}"),
                 author_name: None,
-            },
+            }),
         })
         .collect()
 }

@@ -5,37 +5,17 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
+use townhall_client::metrics;
 
-/// Sums of the unlabelled (or all-label) samples by metric name.
-pub fn parse(text: &str) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name_labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(v) = value.parse::<f64>() else {
-            continue;
-        };
-        let name = name_labels.split('{').next().unwrap_or(name_labels);
-        *out.entry(name.to_owned()).or_insert(0.0) += v;
-    }
-    out
-}
-
+/// The server's metrics summed per name (`townhall_client::metrics::sums`), or `None` when
+/// `/metrics` does not answer.
 pub async fn fetch(base: &str) -> Option<HashMap<String, f64>> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .ok()?;
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(parse(&text))
+    let text = metrics::fetch(&http, base).await.ok()?;
+    Some(metrics::sums(&text))
 }
 
 /// What the server measured during the load phase.
@@ -79,10 +59,10 @@ mod tests {
 
     #[test]
     fn deltas_of_prometheus_text() {
-        let a = parse(
+        let a = metrics::sums(
             "# HELP x\ntownhall_store_append_seconds_sum 1.0\ntownhall_store_append_seconds_count 10\ntownhall_hub_batch_size_sum 10\ntownhall_hub_batch_size_count 10\n",
         );
-        let b = parse(
+        let b = metrics::sums(
             "townhall_store_append_seconds_sum 3.0\ntownhall_store_append_seconds_count 30\ntownhall_hub_batch_size_sum 70\ntownhall_hub_batch_size_count 30\ntownhall_hub_commands_total{command=\"a\"} 2\ntownhall_hub_commands_total{command=\"b\"} 3\ngarbage\n",
         );
         let m = delta(&a, &b);

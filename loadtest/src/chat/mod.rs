@@ -6,7 +6,6 @@
 //! parsing them), `client`/`socketio` (one connection each), `scenario` (ramp-up, load,
 //! drain), `stats` (shared counters), `report`/`plot` (results), `procfs` (CPU and memory).
 
-pub mod admin;
 pub mod args;
 pub mod client;
 pub mod conn;

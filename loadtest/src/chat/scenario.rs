@@ -2,7 +2,6 @@
 //! rates (step by step in stress mode) while printing progress once a second, drain, stop
 //! every connection, and assemble the report.
 
-use super::admin;
 use super::args::{ChatArgs, Plan, Target};
 use super::client::{self, Behaviour, Ctx, Order, Outcome, next_rand};
 use super::conn::{Endpoint, loopback_sources};
@@ -285,7 +284,11 @@ async fn setup(args: &ChatArgs, ep: &Endpoint) -> anyhow::Result<(String, Option
         (Target::Socketio, _) => (args.meeting.clone().unwrap_or_else(|| "load".into()), None),
         (Target::Townhall, Some(admin)) => {
             let title = format!("Belastningstest: {} borgere", args.citizens);
-            let m = admin::create_live_meeting(&ep.base, admin, &title).await?;
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?;
+            let m =
+                townhall_client::api::create_live_meeting(&http, &ep.base, admin, &title).await?;
             eprintln!("created and started meeting {}", m.id);
             (m.id, Some(m.moderator_token))
         }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use townhall_core::client::ClientView;
+use townhall_core::command::{ApproveQuestion, AskQuestion, CreateMeeting, SetName, StartMeeting};
 use townhall_core::fanout::{self, Update};
 use townhall_core::view::{Snapshot, Viewer};
 use townhall_core::{
@@ -69,9 +70,9 @@ impl Harness {
         let mut h = Self::new();
         h.ok(
             &organizer(),
-            Command::CreateMeeting {
+            Command::CreateMeeting(CreateMeeting {
                 title: "Borgermøde om havnen".into(),
-            },
+            }),
         );
         h
     }
@@ -79,7 +80,7 @@ impl Harness {
     /// A created and started meeting.
     pub fn live() -> Self {
         let mut h = Self::scheduled();
-        h.ok(&organizer(), Command::StartMeeting);
+        h.ok(&organizer(), Command::StartMeeting(StartMeeting));
         h
     }
 
@@ -162,10 +163,10 @@ impl Harness {
         let id = self.meeting.next_question_id();
         self.ok(
             actor,
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: text.into(),
                 anonymous: false,
-            },
+            }),
         );
         id
     }
@@ -175,10 +176,10 @@ impl Harness {
         let id = self.meeting.next_question_id();
         self.ok(
             actor,
-            Command::AskQuestion {
+            Command::AskQuestion(AskQuestion {
                 text: text.into(),
                 anonymous: true,
-            },
+            }),
         );
         id
     }
@@ -187,7 +188,10 @@ impl Harness {
     #[track_caller]
     pub fn ask_approved(&mut self, actor: &Actor, text: &str) -> QuestionId {
         let id = self.ask(actor, text);
-        self.ok(&moderator(), Command::ApproveQuestion { question: id });
+        self.ok(
+            &moderator(),
+            Command::ApproveQuestion(ApproveQuestion { question: id }),
+        );
         id
     }
 
@@ -202,7 +206,7 @@ impl Harness {
     /// Makes a participant known to the meeting (so they can be muted or banned).
     #[track_caller]
     pub fn name(&mut self, actor: &Actor, name: &str) {
-        self.ok(actor, Command::SetName { name: name.into() });
+        self.ok(actor, Command::SetName(SetName { name: name.into() }));
     }
 }
 

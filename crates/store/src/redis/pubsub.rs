@@ -263,6 +263,7 @@ pub(crate) fn decode_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use townhall_core::event::QaOpened;
     use townhall_core::{Event, EventKind, ParticipantId, Timestamp};
 
     #[test]
@@ -271,7 +272,7 @@ mod tests {
         let event = Event {
             at: Timestamp(9),
             by: ParticipantId::parse("p").expect("valid id"),
-            kind: EventKind::QaOpened,
+            kind: EventKind::QaOpened(QaOpened),
         };
         let stored = crate::codec::encode(&event).expect("encodes");
         let payload = format!(r#"{{"v":1,"after":41,"events":[{stored},{stored}]}}"#);

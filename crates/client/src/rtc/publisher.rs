@@ -69,9 +69,9 @@ pub struct PublisherStats {
     pub last_audio_index: Option<u64>,
 }
 
-/// Send-side counters (also used by the plain-RTP sender, `crate::rtp_sender`).
+/// Send-side counters (also used by the load tester's plain-RTP sender).
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     pub video_packets: AtomicU64,
     pub video_bytes: AtomicU64,
     pub video_frames: AtomicU64,
@@ -86,7 +86,7 @@ pub(crate) struct Counters {
 impl Counters {
     /// Stops the senders after the packet or frame they are sending (they hold `gate` for
     /// it); when this returns the counts no longer move.
-    pub(crate) async fn pause(&self, gate: &RwLock<()>) {
+    pub async fn pause(&self, gate: &RwLock<()>) {
         self.paused.store(true, Relaxed);
         drop(gate.write().await);
     }

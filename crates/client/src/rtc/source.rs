@@ -1,6 +1,7 @@
-//! The synthetic stream both publishers send: VP8 frames at a steady frame rate and Opus every
-//! 20 ms, counted as they leave. Only where the packets go differs (a WebRTC track for WHIP, a
-//! plain UDP socket for Janus's RTP mountpoint), so that is the one thing each supplies.
+//! The synthetic stream both publishers send (the WHIP publisher here and the load tester's
+//! plain-RTP sender): VP8 frames at a steady frame rate and Opus every 20 ms, counted as they
+//! leave. Only where the packets go differs (a WebRTC track for WHIP, a plain UDP socket for
+//! Janus's RTP mountpoint), so that is the one thing each supplies.
 
 use crate::rtc::publisher::{Counters, PublisherConfig};
 use crate::rtc::{opus, vp8};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::RwLock;
 
 /// Where a stream's RTP packets go.
-pub(crate) trait RtpSink: Send {
+pub trait RtpSink: Send {
     /// Sends one packet; `false` when the destination is gone for good.
     fn send(
         &mut self,
@@ -25,7 +26,7 @@ pub(crate) trait RtpSink: Send {
 
 /// Video: `config.fps` frames a second of `packets_per_frame` packets, a keyframe every
 /// `keyframe_interval` frames and whenever one was asked for; marker on a frame's last packet.
-pub(crate) async fn send_video(
+pub async fn send_video(
     mut sink: impl RtpSink,
     config: PublisherConfig,
     c: Arc<Counters>,
@@ -66,7 +67,7 @@ pub(crate) async fn send_video(
 }
 
 /// Audio: one Opus packet of `size` bytes every 20 ms; marker on the first of a talk spurt.
-pub(crate) async fn send_audio(
+pub async fn send_audio(
     mut sink: impl RtpSink,
     size: usize,
     c: Arc<Counters>,

@@ -10,7 +10,7 @@ mod loopback;
 pub mod opus;
 mod peer;
 pub mod publisher;
-pub(crate) mod source;
+pub mod source;
 pub mod stats;
 pub mod trailer;
 pub mod viewer;
