@@ -308,7 +308,7 @@ export async function textIn(page, selector, text, timeout = WAIT_MS) {
 export async function ask(page, text, { anonymous = false } = {}) {
   await page.locator('#ask-text').fill(text);
   await page.locator('#ask-anon').setChecked(anonymous);
-  await page.locator('#ask-form button[type=submit]').click();
+  await page.locator('#ask-submit').click();
   await visible(questionItem(page, '#mine', text));
 }
 
