@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  api, ask, closeAllBrowsers, createMeeting, describeViolations, launchPerson, runAxe, startServer, tempDir,
-  textIn, visible, waitForJoined,
+  api, ask, closeAllBrowsers, createMeeting, describeViolations, goLive, launchPerson, runAxe, startServer,
+  tempDir, textIn, visible, waitForJoined,
 } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 900 };
@@ -176,6 +176,11 @@ describe('the citizen page, video first', () => {
     await command(mod.page, { type: 'open_poll', question: 'Hvad synes du om mødet?', options: ['Godt', 'Skidt'] });
     await visible(page.locator('#tab-polls'));
     await textIn(page, '#tab-polls-n', '1');
+    const fit = await page.evaluate(() => {
+      const tabs = document.querySelector('#tabs');
+      return { scroll: tabs.scrollWidth, client: tabs.clientWidth };
+    });
+    assert.ok(fit.scroll <= fit.client, `the three tabs do not fit a ${PHONE.width} px screen: ${JSON.stringify(fit)}`);
 
     // The player is the first thing under the title, within the first screen.
     const tv = await rect(page, '#tv');
@@ -204,6 +209,35 @@ describe('the citizen page, video first', () => {
     // The name field is part of the ask form.
     assert.equal(await page.locator('#ask-form #name-input').count(), 1);
     await axeClean(page, 'phone, questions tab');
+    assert.deepEqual(citizen.unexpectedProblems(), []);
+  });
+
+  test('with a speaker live: the picture plays, goes full screen and back, stays on top on a phone', async (t) => {
+    const speaker = await launchPerson('fs-studio', { media: true });
+    t.after(() => speaker.close());
+    await speaker.page.goto(meeting.studio);
+    await waitForJoined(speaker.page);
+    await goLive(speaker.page, { label: 'Borgmester' });
+    const citizen = await person('fs-phone', meeting.viewer, PHONE);
+    t.after(() => citizen.close());
+    const { page } = citizen;
+    await page.waitForFunction(() => document.querySelector('#stage').dataset.state === 'playing', null, { timeout: 20_000 });
+    const button = await visible(page.locator('#tv-fullscreen'));
+    assert.equal(await button.textContent(), 'Fuld skærm');
+    await button.click();
+    await page.waitForFunction(() => document.fullscreenElement?.id === 'stage');
+    await textIn(page, '#tv-fullscreen', 'Afslut fuld skærm');
+    await page.evaluate(() => document.exitFullscreen());
+    await page.waitForFunction(() => document.fullscreenElement === null);
+    await textIn(page, '#tv-fullscreen', 'Fuld skærm');
+    // The playing picture, its controls included, stays on screen while the page scrolls.
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await page.waitForFunction(() => window.scrollY > 100);
+    const tv = await rect(page, '#tv');
+    assert.ok(tv.top >= -1 && tv.top < 5 && tv.bottom <= PHONE.height, `player after scrolling at ${JSON.stringify(tv)}`);
+    const controls = await rect(page, '.tv-controls');
+    assert.ok(controls.bottom <= tv.bottom && controls.right <= PHONE.width + 1, `controls at ${JSON.stringify(controls)}`);
+    await axeClean(page, 'phone, playing');
     assert.deepEqual(citizen.unexpectedProblems(), []);
   });
 
