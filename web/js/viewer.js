@@ -4,6 +4,7 @@
 import { $, announcer, charCount, h, setText, syncList } from './dom.js';
 import { errorText, t } from './i18n.js';
 import { initStage, stageStatus } from './viewer-media.js';
+import { initWaiting } from './waiting.js';
 import { charCounter, formMessage, initPage, joinMeeting, lengthError, meetingFromPath, showFatal } from './page.js';
 import {
   askedAt, authorName, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal,
@@ -18,6 +19,7 @@ const OPEN = ['approved', 'queued', 'on_air'];
 
 const meeting = meetingFromPath();
 let session = null;
+let waiting = null;
 const busyVotes = new Set();
 const busyPolls = new Set();
 /** The option picked in a poll's form before voting, kept if the form is redrawn. */
@@ -37,6 +39,7 @@ $('#name-input').addEventListener('input', () => {
 if (!meeting) {
   showFatal(t('err.no_meeting'));
 } else {
+  waiting = initWaiting(meeting, () => session && session.rerender());
   session = joinMeeting({ meeting, before: beforeFrame, render });
   initStage(meeting);
   wireForms();
@@ -44,6 +47,7 @@ if (!meeting) {
 
 /** Announces what is new to screen-reader users; never for a snapshot (first join, resync). */
 function beforeFrame(msg, model) {
+  if (msg.t === 'event' && msg.kind === 'meeting_scheduled') waiting?.reload();
   if (!model.ready || msg.t !== 'event') return;
   for (const q of msg.questions || []) {
     const old = model.questions.get(q.id);
@@ -102,9 +106,12 @@ function render(model, conn) {
   renderMine(model);
   renderChat(model, you, gone);
 
-  // The ask form.
-  const canAsk = !gone && m.status !== 'ended' && m.qa_open && !you.muted && !you.banned;
-  $('#qa-closed').hidden = m.qa_open || m.status === 'ended';
+  // The ask form (before the start, the schedule may hold questions back).
+  waiting?.update(m.status);
+  const held = !!waiting?.holdsQuestions(m.status);
+  const canAsk = !gone && m.status !== 'ended' && m.qa_open && !held && !you.muted && !you.banned;
+  setText($('#qa-closed'), t(held ? 'wait.qaAtStart' : 'viewer.qaClosed'));
+  $('#qa-closed').hidden = (m.qa_open && !held) || m.status === 'ended';
   for (const el of $('#ask-form').elements) el.disabled = !canAsk;
 
   // The name form.
@@ -256,7 +263,7 @@ function renderQuestions(model) {
     render: (q) => questionItem(q, model.voted.has(q.id), queued.has(q.id)),
   });
 
-  const answered = model.byStatus('answered').sort((a, b) => b.id - a.id);
+  const answered = model.byStatus('answered', 'ended').sort((a, b) => b.id - a.id);
   $('#answered-box').hidden = answered.length === 0;
   setText($('#answered-summary'), t('viewer.answered', { n: answered.length }));
   syncList($('#answered'), answered, {

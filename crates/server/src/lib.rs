@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod calendar;
 pub mod config;
 mod export;
 mod extract;
@@ -20,6 +21,8 @@ pub mod listen;
 mod media_api;
 mod ops;
 mod pages;
+mod public;
+mod public_record;
 mod retention;
 pub mod secrets;
 mod ws;
@@ -62,6 +65,8 @@ pub struct App {
     /// Viewer counts summed over the nodes (Redis), or this node's alone (SQLite); for the
     /// hub's presence tick.
     pub presence: Arc<dyn PresenceBoard>,
+    /// Public records already built (`/m/{id}/record.json`).
+    pub record_cache: public::RecordCache,
 }
 
 /// What the storage choice brings: the log, the shared secrets and the presence board.
@@ -121,6 +126,7 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
         http_metrics,
         node_id,
         presence,
+        record_cache: public::RecordCache::default(),
     });
     Ok((app, admin.generated))
 }
@@ -205,6 +211,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::map_response(no_store_by_default));
     Router::new()
         .merge(pages::routes())
+        .merge(public::routes())
         .merge(api)
         .merge(ops::routes())
         .merge(ws::routes())
