@@ -95,8 +95,11 @@ async fn meeting_ics(
 /// those they were built from. Bounded: a few ended meetings are read at a time.
 #[derive(Debug, Default)]
 pub struct RecordCache {
-    built: Mutex<HashMap<MeetingId, (Offset, Publication, Arc<Vec<u8>>)>>,
+    built: Mutex<HashMap<MeetingId, Built>>,
 }
+
+/// A record's JSON with the log offset and publication it was built from.
+type Built = (Offset, Publication, Arc<Vec<u8>>);
 
 /// How many meetings' records are kept.
 const CACHED_RECORDS: usize = 32;
