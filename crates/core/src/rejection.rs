@@ -53,6 +53,10 @@ pub enum Rejection {
     TooManyPending { max: usize },
     #[error("this meeting has reached its limit of {max} items")]
     MeetingFull { max: usize },
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(&'static str),
+    #[error("the meeting has not ended yet")]
+    NotEnded,
 }
 
 impl Rejection {
@@ -82,6 +86,8 @@ impl Rejection {
             Rejection::InvalidMerge => "invalid_merge",
             Rejection::TooManyPending { .. } => "too_many_pending",
             Rejection::MeetingFull { .. } => "meeting_full",
+            Rejection::InvalidSchedule(_) => "invalid_schedule",
+            Rejection::NotEnded => "not_ended",
         }
     }
 
