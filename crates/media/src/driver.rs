@@ -23,7 +23,7 @@ use townhall_core::MeetingId;
 
 use crate::metrics::MediaMetrics;
 use crate::relay::{Answer, Outgoing, Relay, RelayConfig};
-use crate::types::{IceServer, MediaError, SessionId, SourceKind, StageSource};
+use crate::types::{IceServer, MediaError, Route, SessionId, SourceKind, StageSource};
 
 /// The `[media]` section of the configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +49,11 @@ pub struct MediaConfig {
     pub keyframe_interval_ms: u64,
     /// Media sessions one client address may hold at once; more get 429.
     pub max_sessions_per_ip: usize,
+    /// Open ICE-TCP connections one remote address may hold; more are closed at accept.
+    pub ice_tcp_max_per_ip: usize,
+    /// An ICE-TCP connection that carries no frame for this long is closed (a live peer's
+    /// consent checks arrive every few seconds).
+    pub ice_tcp_idle_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -64,6 +69,8 @@ impl Default for MediaConfig {
             max_viewers: 2000,
             keyframe_interval_ms: 500,
             max_sessions_per_ip: 50,
+            ice_tcp_max_per_ip: 50,
+            ice_tcp_idle_secs: 15,
         }
     }
 }
@@ -72,6 +79,12 @@ impl MediaConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_sessions_per_ip == 0 {
             return Err("media.max_sessions_per_ip must be at least 1".into());
+        }
+        if self.ice_tcp_max_per_ip == 0 {
+            return Err("media.ice_tcp_max_per_ip must be at least 1".into());
+        }
+        if self.ice_tcp_idle_secs == 0 || self.ice_tcp_idle_secs > 3600 {
+            return Err("media.ice_tcp_idle_secs must be between 1 and 3600".into());
         }
         if self.max_viewers == 0 {
             return Err("media.max_viewers must be at least 1".into());
@@ -118,15 +131,20 @@ enum Command {
         reply: oneshot::Sender<Result<Answer, MediaError>>,
     },
     Trickle {
+        route: Route,
+        meeting: MeetingId,
         session: SessionId,
         fragment: String,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Close {
+        route: Route,
+        meeting: MeetingId,
         session: SessionId,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Layer {
+        meeting: MeetingId,
         session: SessionId,
         rid: Option<String>,
         reply: oneshot::Sender<Result<(), MediaError>>,
@@ -160,6 +178,9 @@ impl std::fmt::Debug for Command {
         f.write_str("Command")
     }
 }
+
+/// Remote ICE candidates a session may trickle: a browser gathers a few per interface.
+pub const MAX_CANDIDATES: usize = 50;
 
 /// Frames over 1500 bytes are not WebRTC; the cap also bounds what a TCP peer can make us hold.
 const MAX_FRAME: usize = 2048;
@@ -196,12 +217,19 @@ impl Media {
                 idle_source: Duration::from_secs(2),
                 max_sessions_per_ip: config.max_sessions_per_ip,
                 connect_timeout: Duration::from_secs(20),
+                max_candidates: MAX_CANDIDATES,
+                trickle_per_second: 5.0,
+                trickle_burst: 30,
             },
             metrics.clone(),
             std::time::Instant::now(),
         );
         let (commands, command_rx) = mpsc::channel(1024);
-        tokio::spawn(serve(relay, udp, tcp, command_rx, metrics));
+        let tcp_limits = TcpLimits {
+            per_ip: config.ice_tcp_max_per_ip,
+            idle: Duration::from_secs(config.ice_tcp_idle_secs),
+        };
+        tokio::spawn(serve(relay, udp, tcp, tcp_limits, command_rx, metrics));
         tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "media relay listening");
         Ok(Media {
             commands,
@@ -271,8 +299,17 @@ impl Media {
         .await?
     }
 
-    pub async fn trickle(&self, session: SessionId, fragment: String) -> Result<(), MediaError> {
+    /// Trickled candidates for a session made on `route` under `meeting` (else `NoSession`).
+    pub async fn trickle(
+        &self,
+        route: Route,
+        meeting: MeetingId,
+        session: SessionId,
+        fragment: String,
+    ) -> Result<(), MediaError> {
         self.ask(|reply| Command::Trickle {
+            route,
+            meeting,
             session,
             fragment,
             reply,
@@ -280,16 +317,31 @@ impl Media {
         .await?
     }
 
-    pub async fn close(&self, session: SessionId) -> Result<(), MediaError> {
-        self.ask(|reply| Command::Close { session, reply }).await?
+    /// Ends a session made on `route` under `meeting` (else `NoSession`).
+    pub async fn close(
+        &self,
+        route: Route,
+        meeting: MeetingId,
+        session: SessionId,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Close {
+            route,
+            meeting,
+            session,
+            reply,
+        })
+        .await?
     }
 
+    /// Chooses a WHEP session's layer (`None`: automatic).
     pub async fn set_layer(
         &self,
+        meeting: MeetingId,
         session: SessionId,
         rid: Option<String>,
     ) -> Result<(), MediaError> {
         self.ask(|reply| Command::Layer {
+            meeting,
             session,
             rid,
             reply,
@@ -382,15 +434,24 @@ async fn serve(
     relay: Relay,
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
+    tcp_limits: TcpLimits,
     commands: mpsc::Receiver<Command>,
     metrics: MediaMetrics,
 ) {
     let (to_relay, datagrams) = mpsc::channel::<Datagram>(8192);
     let tcp_writers: TcpWriters = Arc::default();
+    let tcp_per_ip: TcpPerIp = Arc::default();
     for listener in tcp {
         match TcpListener::from_std(listener) {
             Ok(l) => {
-                tokio::spawn(accept_tcp(l, to_relay.clone(), tcp_writers.clone()));
+                tokio::spawn(accept_tcp(
+                    l,
+                    to_relay.clone(),
+                    tcp_writers.clone(),
+                    tcp_per_ip.clone(),
+                    tcp_limits.clone(),
+                    metrics.clone(),
+                ));
             }
             Err(e) => tracing::error!(error = %e, "ICE-TCP listener failed"),
         }
@@ -487,11 +548,76 @@ async fn read_udp(socket: Arc<UdpSocket>, to_relay: mpsc::Sender<Datagram>, metr
     }
 }
 
-async fn accept_tcp(listener: TcpListener, to_relay: mpsc::Sender<Datagram>, writers: TcpWriters) {
+/// Bounds on ICE-TCP connections, which cost a file descriptor and a task each.
+#[derive(Debug, Clone)]
+struct TcpLimits {
+    per_ip: usize,
+    idle: Duration,
+}
+
+/// Open ICE-TCP connections per remote address.
+type TcpPerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Holds one of an address's ICE-TCP slots; gives it back when the connection ends.
+struct TcpSlot {
+    ip: IpAddr,
+    per_ip: TcpPerIp,
+}
+
+impl TcpSlot {
+    fn take(per_ip: &TcpPerIp, ip: IpAddr, max: usize) -> Option<TcpSlot> {
+        let mut map = per_ip.lock().expect("tcp per-ip lock");
+        let n = map.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(TcpSlot {
+            ip,
+            per_ip: per_ip.clone(),
+        })
+    }
+}
+
+impl Drop for TcpSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_ip.lock().expect("tcp per-ip lock");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    to_relay: mpsc::Sender<Datagram>,
+    writers: TcpWriters,
+    per_ip: TcpPerIp,
+    limits: TcpLimits,
+    metrics: MediaMetrics,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                tokio::spawn(serve_tcp(stream, remote, to_relay.clone(), writers.clone()));
+                // Over the cap the connection is dropped (closed) at once.
+                let Some(slot) = TcpSlot::take(&per_ip, remote.ip(), limits.per_ip) else {
+                    metrics
+                        .dropped_datagrams
+                        .with_label_values(&["tcp_per_ip"])
+                        .inc();
+                    continue;
+                };
+                tokio::spawn(serve_tcp(
+                    stream,
+                    remote,
+                    to_relay.clone(),
+                    writers.clone(),
+                    slot,
+                    limits.idle,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "ICE-TCP accept failed");
@@ -502,11 +628,14 @@ async fn accept_tcp(listener: TcpListener, to_relay: mpsc::Sender<Datagram>, wri
 }
 
 /// One ICE-TCP connection: RFC 4571 frames (16-bit length, then the packet) both ways.
+/// Closed after `idle` without a complete frame from the peer.
 async fn serve_tcp(
     stream: TcpStream,
     remote: SocketAddr,
     to_relay: mpsc::Sender<Datagram>,
     writers: TcpWriters,
+    _slot: TcpSlot,
+    idle: Duration,
 ) {
     let Ok(local) = stream.local_addr() else {
         return;
@@ -526,17 +655,19 @@ async fn serve_tcp(
     let read = async {
         let mut len = [0u8; 2];
         loop {
-            if reader.read_exact(&mut len).await.is_err() {
+            let frame = async {
+                reader.read_exact(&mut len).await?;
+                let n = usize::from(u16::from_be_bytes(len));
+                if n == 0 || n > MAX_FRAME {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                let mut data = vec![0u8; n];
+                reader.read_exact(&mut data).await?;
+                io::Result::Ok(data)
+            };
+            let Ok(Ok(data)) = tokio::time::timeout(idle, frame).await else {
                 break;
-            }
-            let n = usize::from(u16::from_be_bytes(len));
-            if n == 0 || n > MAX_FRAME {
-                break;
-            }
-            let mut data = vec![0u8; n];
-            if reader.read_exact(&mut data).await.is_err() {
-                break;
-            }
+            };
             let d = Datagram {
                 proto: Protocol::Tcp,
                 source: remote,
@@ -625,21 +756,29 @@ fn handle(relay: &mut Relay, command: Command) {
             let _ = reply.send(relay.view(now, ip, meeting, &offer));
         }
         Command::Trickle {
+            route,
+            meeting,
             session,
             fragment,
             reply,
         } => {
-            let _ = reply.send(relay.trickle(now, &session, &fragment));
+            let _ = reply.send(relay.trickle(now, route, &meeting, &session, &fragment));
         }
-        Command::Close { session, reply } => {
-            let _ = reply.send(relay.close(&session));
+        Command::Close {
+            route,
+            meeting,
+            session,
+            reply,
+        } => {
+            let _ = reply.send(relay.close(route, &meeting, &session));
         }
         Command::Layer {
+            meeting,
             session,
             rid,
             reply,
         } => {
-            let _ = reply.send(relay.set_layer(&session, rid.as_deref()));
+            let _ = reply.send(relay.set_layer(&meeting, &session, rid.as_deref()));
         }
         Command::Stage { meeting, reply } => {
             let _ = reply.send(relay.stage(now, &meeting));

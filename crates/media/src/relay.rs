@@ -24,7 +24,7 @@ use crate::keyframe::starts_keyframe;
 use crate::layers::{RIDS, RateMeter, choose_layer};
 use crate::metrics::MediaMetrics;
 use crate::rewrite::{Rewriter, Vp8Ids};
-use crate::types::{MediaError, SLOTS, SessionId, SourceKind, StageSource};
+use crate::types::{MediaError, Route, SLOTS, SessionId, SourceKind, StageSource};
 
 /// Limits and network facts the relay needs.
 #[derive(Debug, Clone)]
@@ -44,7 +44,17 @@ pub struct RelayConfig {
     pub max_sessions_per_ip: usize,
     /// A session whose peer has not connected by then is dropped (an offer nobody follows up).
     pub connect_timeout: Duration,
+    /// Remote ICE candidates one session may trickle in all; each one makes str0m's ICE
+    /// agent (and so every later request) slower, so an unbounded number is an attack.
+    pub max_candidates: usize,
+    /// Trickle (`PATCH`) requests one session may make per second on average, and in a burst.
+    pub trickle_per_second: f64,
+    pub trickle_burst: u32,
 }
+
+/// The relay's housekeeping (unconnected sessions, idle sources) runs at least this often,
+/// however far away every peer's own timer is.
+pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// A datagram the driver must send.
 #[derive(Debug)]
@@ -79,8 +89,9 @@ pub struct Relay {
     viewers: usize,
     sinks: Sinks,
     /// Sessions that ended lately (ICE gone, meeting ended), so a client's `DELETE` that comes
-    /// after its peer connection closed still gets 200, not 404.
-    recently_closed: std::collections::VecDeque<SessionId>,
+    /// after its peer connection closed still gets 200, not 404 (under its own meeting and
+    /// route only).
+    recently_closed: std::collections::VecDeque<(SessionId, Arc<MeetingId>, Route)>,
     sessions_per_ip: HashMap<IpAddr, usize>,
     last_sweep: Instant,
 }
@@ -120,6 +131,37 @@ struct Peer {
     ip: IpAddr,
     connected: bool,
     role: Role,
+    /// Remote candidates trickled so far, against `max_candidates`.
+    candidates: usize,
+    trickles: Bucket,
+}
+
+/// A token bucket: `rate` per second on average, `burst` at once. Time is passed in.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(burst: u32, now: Instant) -> Self {
+        Bucket {
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant, rate: f64, burst: u32) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -403,6 +445,8 @@ impl Relay {
                 ip,
                 connected: false,
                 role,
+                candidates: 0,
+                trickles: Bucket::new(self.config.trickle_burst, now),
             },
         );
         self.sinks.timers.push(Reverse((now, key)));
@@ -415,10 +459,17 @@ impl Relay {
     pub fn trickle(
         &mut self,
         now: Instant,
+        route: Route,
+        meeting: &MeetingId,
         session: &SessionId,
         frag: &str,
     ) -> Result<(), MediaError> {
-        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let key = self.find(session, meeting, route)?;
+        let (rate, burst) = (self.config.trickle_per_second, self.config.trickle_burst);
+        let peer = self.peers.get_mut(&key).ok_or(MediaError::NoSession)?;
+        if !peer.trickles.take(now, rate, burst) {
+            return Err(MediaError::RateLimited);
+        }
         let mut candidates = Vec::new();
         for line in frag.lines().map(str::trim) {
             if line.starts_with("a=ice-ufrag") || line.starts_with("a=ice-pwd") {
@@ -432,6 +483,11 @@ impl Relay {
             }
         }
         let peer = self.peers.get_mut(&key).ok_or(MediaError::NoSession)?;
+        let max = self.config.max_candidates;
+        if peer.candidates + candidates.len() > max {
+            return Err(MediaError::TooManyCandidates(max));
+        }
+        peer.candidates += candidates.len();
         for c in candidates {
             peer.rtc.add_remote_candidate(c);
         }
@@ -439,27 +495,60 @@ impl Relay {
         Ok(())
     }
 
+    /// The peer of a session, if it was made under this meeting and route; any mismatch is
+    /// `NoSession`, exactly as for an id that never existed.
+    fn find(
+        &self,
+        session: &SessionId,
+        meeting: &MeetingId,
+        route: Route,
+    ) -> Result<PeerKey, MediaError> {
+        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let peer = self.peers.get(&key).ok_or(MediaError::NoSession)?;
+        if *peer.meeting != *meeting || peer.role.route() != route {
+            return Err(MediaError::NoSession);
+        }
+        Ok(key)
+    }
+
     /// Ends a session (WHIP/WHEP `DELETE`).
-    pub fn close(&mut self, session: &SessionId) -> Result<(), MediaError> {
-        match self.sessions.get(session) {
-            Some(&key) => {
+    pub fn close(
+        &mut self,
+        route: Route,
+        meeting: &MeetingId,
+        session: &SessionId,
+    ) -> Result<(), MediaError> {
+        match self.find(session, meeting, route) {
+            Ok(key) => {
                 self.remove(key);
                 Ok(())
             }
-            None if self.recently_closed.contains(session) => Ok(()),
-            None => Err(MediaError::NoSession),
+            Err(_)
+                if self
+                    .recently_closed
+                    .iter()
+                    .any(|(s, m, r)| s == session && **m == *meeting && *r == route) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
     /// Sets a viewer's simulcast layer by rid, or automatic with `None`.
-    pub fn set_layer(&mut self, session: &SessionId, rid: Option<&str>) -> Result<(), MediaError> {
+    pub fn set_layer(
+        &mut self,
+        meeting: &MeetingId,
+        session: &SessionId,
+        rid: Option<&str>,
+    ) -> Result<(), MediaError> {
         let layer = match rid {
             None => None,
             Some(r) => Some(RIDS.iter().position(|x| *x == r).ok_or_else(|| {
                 MediaError::BadRequest(format!("unknown encodingId {r:?}; use q, h or f"))
             })?),
         };
-        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let key = self.find(session, meeting, Route::Whep)?;
         match self.peers.get_mut(&key).map(|p| &mut p.role) {
             Some(Role::Viewer(v)) => {
                 v.manual_layer = layer;
@@ -591,7 +680,7 @@ impl Relay {
         };
         let peer = self.peers.get_mut(&key).expect("routed peer exists");
         if let Err(e) = peer.rtc.handle_input(input) {
-            tracing::debug!(session = %peer.session, error = %e, "peer failed on input; closing");
+            tracing::debug!(peer = key, error = %e, "peer failed on input; closing");
             self.remove(key);
             return;
         }
@@ -599,20 +688,23 @@ impl Relay {
         self.after_poll(now);
     }
 
-    /// When the relay next needs [`Relay::handle_timeout`].
+    /// When the relay next needs [`Relay::handle_timeout`]: the earliest peer timer, and never
+    /// later than the next housekeeping while any peer exists (str0m may not wake an
+    /// unconnected peer for a long time, yet its session must still be dropped on time).
     pub fn next_timeout(&mut self) -> Option<Instant> {
+        let housekeeping = (!self.peers.is_empty()).then(|| self.last_sweep + HOUSEKEEPING);
         while let Some(&Reverse((at, key))) = self.sinks.timers.peek() {
             if self.peers.get(&key).is_some_and(|p| p.timeout == at) {
-                return Some(at);
+                return Some(housekeeping.map_or(at, |h| h.min(at)));
             }
             self.sinks.timers.pop();
         }
-        None
+        housekeeping
     }
 
     /// Advances every peer whose timer is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+        if now.saturating_duration_since(self.last_sweep) >= HOUSEKEEPING {
             self.last_sweep = now;
             self.sweep_unconnected(now);
         }
@@ -631,7 +723,7 @@ impl Relay {
                 continue;
             };
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                tracing::debug!(session = %peer.session, error = %e, "peer failed on timeout; closing");
+                tracing::debug!(peer = key, error = %e, "peer failed on timeout; closing");
                 self.remove(key);
                 continue;
             }
@@ -791,7 +883,11 @@ impl Relay {
         if self.recently_closed.len() == RECENTLY_CLOSED {
             self.recently_closed.pop_front();
         }
-        self.recently_closed.push_back(peer.session.clone());
+        self.recently_closed.push_back((
+            peer.session.clone(),
+            Arc::clone(&peer.meeting),
+            peer.role.route(),
+        ));
         self.routes.retain(|_, k| *k != key);
         self.metrics
             .peers
@@ -815,11 +911,19 @@ impl Relay {
         } else if matches!(peer.role, Role::Viewer(_)) {
             self.viewers -= 1;
         }
-        tracing::debug!(session = %peer.session, meeting = %peer.meeting, "media session closed");
+        // Never the session id: it is the capability to end the session.
+        tracing::debug!(peer = key, meeting = %peer.meeting, "media session closed");
     }
 }
 
 impl Role {
+    fn route(&self) -> Route {
+        match self {
+            Role::Publisher(_) => Route::Whip,
+            Role::Viewer(_) => Route::Whep,
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self {
             Role::Publisher(_) => "publisher",
@@ -1071,7 +1175,7 @@ fn drain_peer(
                 _ => {}
             },
             Err(e) => {
-                tracing::debug!(session = %peer.session, error = %e, "peer failed; closing");
+                tracing::debug!(peer = key, error = %e, "peer failed; closing");
                 sinks.to_remove.push(key);
                 set_timeout(
                     peer,

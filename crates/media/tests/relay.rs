@@ -15,7 +15,8 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use townhall_core::MeetingId;
 use townhall_media::relay::{Relay, RelayConfig};
-use townhall_media::{MediaError, MediaMetrics, SourceKind};
+use townhall_media::relay::HOUSEKEEPING;
+use townhall_media::{MediaError, MediaMetrics, Route, SessionId, SourceKind};
 
 const RELAY_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000);
@@ -69,6 +70,9 @@ fn relay_config() -> RelayConfig {
         idle_source: Duration::from_secs(2),
         max_sessions_per_ip: 60,
         connect_timeout: Duration::from_secs(20),
+        max_candidates: 50,
+        trickle_per_second: 5.0,
+        trickle_burst: 30,
     }
 }
 
@@ -587,6 +591,7 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
         .view(net.now, CLIENT_IP, net.meeting.clone(), &offer)
         .unwrap();
     net.accept(index, pending, &answer.sdp);
+    let meeting = net.meeting.clone();
     net.run(Duration::from_secs(3), true);
     let viewer = &net.clients[index];
     // 1 Mbit/s assumed at first: the full layer (≈240 kbit/s here) fits.
@@ -596,7 +601,7 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
         "automatic choice is the top layer"
     );
 
-    net.relay.set_layer(&answer.session, Some("q")).unwrap();
+    net.relay.set_layer(&meeting, &answer.session, Some("q")).unwrap();
     net.run(Duration::from_secs(2), true);
     assert_eq!(
         net.clients[index].video_sizes.last(),
@@ -604,7 +609,7 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
         "manual choice: quarter"
     );
 
-    net.relay.set_layer(&answer.session, None).unwrap();
+    net.relay.set_layer(&meeting, &answer.session, None).unwrap();
     net.run(Duration::from_secs(2), true);
     let viewer = &net.clients[index];
     assert_eq!(viewer.video_sizes.last(), Some(&1000), "back to automatic");
@@ -616,7 +621,7 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
     );
     assert!(net.metrics.layer_switches.get() >= 2);
     assert!(matches!(
-        net.relay.set_layer(&answer.session, Some("x")),
+        net.relay.set_layer(&meeting, &answer.session, Some("x")),
         Err(MediaError::BadRequest(_))
     ));
 }
@@ -640,4 +645,141 @@ fn nothing_is_queued_for_a_viewer_that_has_not_connected() {
     net.run(Duration::from_secs(2), true);
     assert!(net.sent_video > 100);
     assert_eq!(net.metrics.forwarded_packets.get(), 0);
+}
+
+/// A trickle fragment of `n` host candidates, ports from `first_port` on.
+fn candidates(first_port: u16, n: u16) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "a=candidate:{i} 1 udp 2130706431 192.0.2.7 {} typ host\r\n",
+                first_port + i
+            )
+        })
+        .collect()
+}
+
+/// Issue 8 row 8: 36,000 trickled candidates made every request slow. Now a session takes at
+/// most 50 candidates and 30 PATCHes at once (then 5 a second), with stable codes; another
+/// session is unaffected.
+#[test]
+fn trickled_candidates_and_trickle_requests_are_bounded_per_session() {
+    let mut net = Net::new();
+    let meeting = net.meeting.clone();
+    let (_, _, offer) = net.client(Direction::RecvOnly);
+    let greedy = net
+        .relay
+        .view(net.now, CLIENT_IP, meeting.clone(), &offer)
+        .unwrap()
+        .session;
+    let (_, _, offer) = net.client(Direction::RecvOnly);
+    let honest = net
+        .relay
+        .view(net.now, CLIENT_IP, meeting.clone(), &offer)
+        .unwrap()
+        .session;
+    let now = net.now;
+    for i in 0..30 {
+        net.relay
+            .trickle(now, Route::Whep, &meeting, &greedy, &candidates(41000 + i, 1))
+            .unwrap();
+    }
+    let refused = net
+        .relay
+        .trickle(now, Route::Whep, &meeting, &greedy, &candidates(42000, 1));
+    assert_eq!(refused, Err(MediaError::RateLimited));
+    assert_eq!(refused.unwrap_err().code(), "rate_limited");
+    // The bucket refills at 5 a second; the other session never noticed.
+    net.relay
+        .trickle(now, Route::Whep, &meeting, &honest, &candidates(43000, 5))
+        .unwrap();
+    let later = now + Duration::from_secs(1);
+    net.relay
+        .trickle(later, Route::Whep, &meeting, &greedy, &candidates(44000, 20))
+        .unwrap();
+    // 50 candidates taken: one more is refused, however it is sent.
+    let over = net
+        .relay
+        .trickle(later, Route::Whep, &meeting, &greedy, &candidates(45000, 1))
+        .unwrap_err();
+    assert_eq!(over, MediaError::TooManyCandidates(50));
+    assert_eq!(over.code(), "too_many_candidates");
+    let bulk = net
+        .relay
+        .trickle(later, Route::Whep, &meeting, &honest, &candidates(46000, 46));
+    assert_eq!(bulk, Err(MediaError::TooManyCandidates(50)));
+    net.relay
+        .trickle(later, Route::Whep, &meeting, &honest, &candidates(47000, 45))
+        .unwrap();
+}
+
+/// Issue 8 row 9: offers never followed by a connection lived on an idle relay because
+/// nothing woke it. Driven only by its own `next_timeout`, the relay wakes at least once a
+/// second and drops them after the connect timeout, freeing their per-address slots.
+#[test]
+fn an_idle_relay_wakes_by_itself_and_drops_offers_nobody_followed_up() {
+    let mut net = Net::new();
+    for _ in 0..3 {
+        let (_, _, offer) = net.client(Direction::RecvOnly);
+        net.relay
+            .view(net.now, CLIENT_IP, net.meeting.clone(), &offer)
+            .unwrap();
+    }
+    assert_eq!(net.relay.peer_counts(), (0, 3));
+    let start = net.now;
+    let mut now = net.now;
+    while now < start + Duration::from_secs(22) && net.relay.peer_counts() != (0, 0) {
+        let at = net
+            .relay
+            .next_timeout()
+            .expect("a relay with peers always has a wake-up time");
+        assert!(
+            at <= now + HOUSEKEEPING,
+            "the relay sleeps {:?}",
+            at - now
+        );
+        now = at.max(now);
+        net.relay.handle_timeout(now);
+        net.relay.drain_outgoing().for_each(drop);
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(net.relay.peer_counts(), (0, 0));
+    assert_eq!(net.relay.next_timeout(), None, "nothing left to wake for");
+}
+
+/// Issue 8 row 11: a session id works only under its own meeting and route.
+#[test]
+fn a_session_works_only_under_its_own_meeting_and_route() {
+    let mut net = stage(1);
+    let meeting = net.meeting.clone();
+    let other = MeetingId::parse("another").unwrap();
+    let (_, _, offer) = net.client(Direction::RecvOnly);
+    let viewer = net
+        .relay
+        .view(net.now, CLIENT_IP, meeting.clone(), &offer)
+        .unwrap()
+        .session;
+    let now = net.now;
+    let frag = candidates(48000, 1);
+    let no = Err(MediaError::NoSession);
+    assert_eq!(net.relay.close(Route::Whep, &other, &viewer), no);
+    assert_eq!(net.relay.close(Route::Whip, &meeting, &viewer), no);
+    assert_eq!(
+        net.relay.trickle(now, Route::Whep, &other, &viewer, &frag),
+        no
+    );
+    assert_eq!(
+        net.relay.trickle(now, Route::Whip, &meeting, &viewer, &frag),
+        no
+    );
+    assert_eq!(net.relay.set_layer(&other, &viewer, None), no);
+    assert_eq!(net.relay.peer_counts(), (1, 2), "nothing was closed");
+    // Its own route still works, and a second DELETE there is still 200, elsewhere 404.
+    net.relay.close(Route::Whep, &meeting, &viewer).unwrap();
+    net.relay.close(Route::Whep, &meeting, &viewer).unwrap();
+    assert_eq!(net.relay.close(Route::Whep, &other, &viewer), no);
+    assert_eq!(net.relay.close(Route::Whip, &meeting, &viewer), no);
+    let unknown = SessionId::random();
+    assert_eq!(net.relay.close(Route::Whep, &meeting, &unknown), no);
+    assert_eq!(net.relay.peer_counts(), (1, 1));
 }
