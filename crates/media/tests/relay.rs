@@ -14,8 +14,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use townhall_core::MeetingId;
-use townhall_media::relay::{Relay, RelayConfig};
 use townhall_media::relay::HOUSEKEEPING;
+use townhall_media::relay::{Relay, RelayConfig};
 use townhall_media::{MediaError, MediaMetrics, Route, SessionId, SourceKind};
 
 const RELAY_ADDR: SocketAddr =
@@ -601,7 +601,9 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
         "automatic choice is the top layer"
     );
 
-    net.relay.set_layer(&meeting, &answer.session, Some("q")).unwrap();
+    net.relay
+        .set_layer(&meeting, &answer.session, Some("q"))
+        .unwrap();
     net.run(Duration::from_secs(2), true);
     assert_eq!(
         net.clients[index].video_sizes.last(),
@@ -609,7 +611,9 @@ fn simulcast_viewers_get_the_layer_that_fits_or_the_one_chosen_without_a_gap() {
         "manual choice: quarter"
     );
 
-    net.relay.set_layer(&meeting, &answer.session, None).unwrap();
+    net.relay
+        .set_layer(&meeting, &answer.session, None)
+        .unwrap();
     net.run(Duration::from_secs(2), true);
     let viewer = &net.clients[index];
     assert_eq!(viewer.video_sizes.last(), Some(&1000), "back to automatic");
@@ -681,7 +685,13 @@ fn trickled_candidates_and_trickle_requests_are_bounded_per_session() {
     let now = net.now;
     for i in 0..30 {
         net.relay
-            .trickle(now, Route::Whep, &meeting, &greedy, &candidates(41000 + i, 1))
+            .trickle(
+                now,
+                Route::Whep,
+                &meeting,
+                &greedy,
+                &candidates(41000 + i, 1),
+            )
             .unwrap();
     }
     let refused = net
@@ -695,7 +705,13 @@ fn trickled_candidates_and_trickle_requests_are_bounded_per_session() {
         .unwrap();
     let later = now + Duration::from_secs(1);
     net.relay
-        .trickle(later, Route::Whep, &meeting, &greedy, &candidates(44000, 20))
+        .trickle(
+            later,
+            Route::Whep,
+            &meeting,
+            &greedy,
+            &candidates(44000, 20),
+        )
         .unwrap();
     // 50 candidates taken: one more is refused, however it is sent.
     let over = net
@@ -704,12 +720,22 @@ fn trickled_candidates_and_trickle_requests_are_bounded_per_session() {
         .unwrap_err();
     assert_eq!(over, MediaError::TooManyCandidates(50));
     assert_eq!(over.code(), "too_many_candidates");
-    let bulk = net
-        .relay
-        .trickle(later, Route::Whep, &meeting, &honest, &candidates(46000, 46));
+    let bulk = net.relay.trickle(
+        later,
+        Route::Whep,
+        &meeting,
+        &honest,
+        &candidates(46000, 46),
+    );
     assert_eq!(bulk, Err(MediaError::TooManyCandidates(50)));
     net.relay
-        .trickle(later, Route::Whep, &meeting, &honest, &candidates(47000, 45))
+        .trickle(
+            later,
+            Route::Whep,
+            &meeting,
+            &honest,
+            &candidates(47000, 45),
+        )
         .unwrap();
 }
 
@@ -733,11 +759,7 @@ fn an_idle_relay_wakes_by_itself_and_drops_offers_nobody_followed_up() {
             .relay
             .next_timeout()
             .expect("a relay with peers always has a wake-up time");
-        assert!(
-            at <= now + HOUSEKEEPING,
-            "the relay sleeps {:?}",
-            at - now
-        );
+        assert!(at <= now + HOUSEKEEPING, "the relay sleeps {:?}", at - now);
         now = at.max(now);
         net.relay.handle_timeout(now);
         net.relay.drain_outgoing().for_each(drop);
@@ -769,7 +791,8 @@ fn a_session_works_only_under_its_own_meeting_and_route() {
         no
     );
     assert_eq!(
-        net.relay.trickle(now, Route::Whip, &meeting, &viewer, &frag),
+        net.relay
+            .trickle(now, Route::Whip, &meeting, &viewer, &frag),
         no
     );
     assert_eq!(net.relay.set_layer(&other, &viewer, None), no);

@@ -15,9 +15,9 @@ use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use townhall_core::MeetingId;
 use townhall_core::MeetingStatus;
 use townhall_core::text::{TextKind, clean_optional};
-use townhall_core::MeetingId;
 use townhall_media::{Media, MediaError, Route, SessionId, SourceKind, StageSource};
 
 /// SDP offers are a few KiB; anything near this is not one.
