@@ -65,6 +65,41 @@ pub struct Outgoing {
     pub data: Vec<u8>,
 }
 
+/// One publisher RTP packet as forwarding needs it, looked at once: owned and cheap to clone
+/// (the payload is shared, never copied), so it can wait in a keyframe cache for viewers who
+/// join later.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub pt: Pt,
+    /// The publisher's codec for `pt`.
+    pub spec: CodecSpec,
+    pub payload: Arc<[u8]>,
+    /// When it arrived.
+    pub received: Instant,
+    /// The header extensions a viewer gets (audio level, voice activity, orientation).
+    pub ext: ExtensionValues,
+    /// The first packet of a keyframe.
+    pub keyframe: bool,
+    pub vp8: Vp8Ids,
+    /// The parsed VP8 descriptor (VP8 video only), so patching it costs no parse per viewer.
+    pub vp8_descriptor: Option<Vp8Descriptor>,
+}
+
+/// Packets one publisher layer's keyframe cache holds at most (≈ 1 MB of 1,100-byte packets,
+/// several seconds of a camera); a longer group of pictures is not kept, and viewers joining
+/// then wait for a requested keyframe instead.
+pub const MAX_GOP_PACKETS: usize = 1000;
+
+/// How often cached packets are replayed to starting viewers, how many per round in all, and
+/// how many per viewer: many joins at once cost a bounded burst per round instead of one
+/// cache per viewer at the same instant (which a socket buffer would drop).
+pub const REPLAY_TICK: Duration = Duration::from_millis(5);
+pub const REPLAY_BUDGET: usize = 256;
+pub const REPLAY_PER_VIEWER: usize = 32;
+
 /// A new session's id and SDP answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -94,6 +129,11 @@ pub struct Relay {
     recently_closed: std::collections::VecDeque<(SessionId, Arc<MeetingId>, Route)>,
     sessions_per_ip: HashMap<IpAddr, usize>,
     last_sweep: Instant,
+    /// Viewers with a track starting from a publisher's keyframe cache, in turn order.
+    replaying: Vec<PeerKey>,
+    last_replay: Option<Instant>,
+    /// Reused buffer of cached packets being replayed (no allocation per round).
+    replay_scratch: Vec<Packet>,
 }
 
 /// How many ended sessions [`Relay::close`] still recognises.
@@ -111,6 +151,8 @@ struct Sinks {
     to_forward: Vec<(PeerKey, RtpPacket)>,
     /// Keyframe requests gathered while forwarding: (publisher, layer).
     to_request: Vec<(PeerKey, usize)>,
+    /// Viewers that started a track from a keyframe cache while forwarding.
+    to_replay: Vec<PeerKey>,
     to_remove: Vec<PeerKey>,
 }
 
@@ -188,6 +230,29 @@ struct Publisher {
 struct InLayer {
     rate: RateMeter,
     last_keyframe_request: Option<Instant>,
+    /// The latest keyframe and every packet after it, while that is at most
+    /// `MAX_GOP_PACKETS`; empty otherwise. A new viewer starts from it without asking the
+    /// publisher for a keyframe.
+    gop: Vec<Packet>,
+    /// Counts keyframes cached, so a viewer replaying an older cache notices it was replaced.
+    gop_generation: u64,
+}
+
+impl InLayer {
+    /// Keeps `packet` in the cache: a keyframe starts a new one; a cache that grows too long
+    /// is dropped until the next keyframe.
+    fn cache(&mut self, packet: &Packet) {
+        if packet.keyframe {
+            self.gop.clear();
+            self.gop_generation += 1;
+        } else if self.gop.is_empty() {
+            return;
+        } else if self.gop.len() >= MAX_GOP_PACKETS {
+            self.gop = Vec::new();
+            return;
+        }
+        self.gop.push(packet.clone());
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -221,23 +286,30 @@ struct OutTrack {
     /// When this m-line last asked for a keyframe, so a waiting viewer asks once per
     /// interval rather than on every packet.
     keyframe_asked: Option<Instant>,
+    /// Set while this m-line is fed from its source's keyframe cache rather than live.
+    replay: Option<Replay>,
+}
+
+/// Where a starting viewer's m-line stands in a keyframe cache.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    generation: u64,
+    /// Index of the next cached packet to write.
+    next: usize,
 }
 
 /// What forwarding needs to know about one incoming packet, looked up once for all viewers.
-struct Incoming<'a> {
+struct Incoming {
     publisher: PeerKey,
     slot: usize,
     kind: MediaKind,
     layer: usize,
-    spec: CodecSpec,
-    keyframe: bool,
-    vp8: Vp8Ids,
-    /// The parsed VP8 descriptor (VP8 video only), so patching it costs no parse per viewer.
-    vp8_descriptor: Option<Vp8Descriptor>,
     layer_rates: [u64; 3],
+    /// Per layer: whether a keyframe cache is there to start a viewer from.
+    cached: [bool; 3],
     video_sources: u64,
     keyframe_interval: Duration,
-    packet: &'a RtpPacket,
+    packet: Packet,
 }
 
 impl Relay {
@@ -256,6 +328,9 @@ impl Relay {
             recently_closed: std::collections::VecDeque::new(),
             sessions_per_ip: HashMap::new(),
             last_sweep: now,
+            replaying: Vec::new(),
+            last_replay: None,
+            replay_scratch: Vec::new(),
         }
     }
 
@@ -381,6 +456,7 @@ impl Relay {
             rewriter: Rewriter::new(rand::random::<u16>() & 0x3fff),
             pt_map: None,
             keyframe_asked: None,
+            replay: None,
         };
         // Ask for more than the initial estimate so the estimator probes up to the top layer.
         if simulcast {
@@ -692,7 +768,11 @@ impl Relay {
     /// later than the next housekeeping while any peer exists (str0m may not wake an
     /// unconnected peer for a long time, yet its session must still be dropped on time).
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let housekeeping = (!self.peers.is_empty()).then(|| self.last_sweep + HOUSEKEEPING);
+        let mut housekeeping = (!self.peers.is_empty()).then(|| self.last_sweep + HOUSEKEEPING);
+        if !self.replaying.is_empty() {
+            let next = self.last_replay.map_or(self.epoch, |at| at + REPLAY_TICK);
+            housekeeping = housekeeping.map(|h| h.min(next));
+        }
         while let Some(&Reverse((at, key))) = self.sinks.timers.peek() {
             if self.peers.get(&key).is_some_and(|p| p.timeout == at) {
                 return Some(housekeeping.map_or(at, |h| h.min(at)));
@@ -776,9 +856,133 @@ impl Relay {
             }
         }
         self.flush_requests(now);
+        self.replaying.append(&mut self.sinks.to_replay);
+        self.replay(now);
         while let Some(key) = self.sinks.to_remove.pop() {
             self.remove(key);
         }
+    }
+
+    /// One round of keyframe-cache replay, at most every `REPLAY_TICK`: each starting viewer
+    /// in turn gets up to `REPLAY_PER_VIEWER` cached packets, `REPLAY_BUDGET` in all.
+    fn replay(&mut self, now: Instant) {
+        if self.replaying.is_empty()
+            || self
+                .last_replay
+                .is_some_and(|at| now.saturating_duration_since(at) < REPLAY_TICK)
+        {
+            return;
+        }
+        self.last_replay = Some(now);
+        let mut budget = REPLAY_BUDGET;
+        let queue = std::mem::take(&mut self.replaying);
+        let (mut done, mut waiting) = (Vec::new(), Vec::new());
+        for viewer in queue {
+            if budget == 0 {
+                waiting.push(viewer);
+                continue;
+            }
+            if self.replay_viewer(viewer, now, &mut budget) {
+                done.push(viewer);
+            }
+        }
+        // Those not served this round go first in the next.
+        waiting.append(&mut done);
+        self.replaying = waiting;
+    }
+
+    /// Writes the next cached packets to one viewer's starting m-lines. True while it has more.
+    fn replay_viewer(&mut self, viewer: PeerKey, now: Instant, budget: &mut usize) -> bool {
+        let now_ms = self.ms(now);
+        let Some(Peer {
+            role: Role::Viewer(v),
+            ..
+        }) = self.peers.get(&viewer)
+        else {
+            return false;
+        };
+        let starting: Vec<(usize, PeerKey, usize, Replay)> = v
+            .video
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.source?, t.layer?, t.replay?)))
+            .collect();
+        let mut more = false;
+        for (index, publisher, layer, mut replay) in starting {
+            // Copy the next packets (shared payloads) out of the publisher's cache.
+            let mut scratch = std::mem::take(&mut self.replay_scratch);
+            scratch.clear();
+            let cache = match self.peers.get(&publisher) {
+                Some(Peer {
+                    role: Role::Publisher(p),
+                    ..
+                }) => Some(&p.layers[layer]).filter(|c| !c.gop.is_empty()),
+                _ => None,
+            };
+            let mut first = false;
+            let mut caught_up = false;
+            let has_cache = cache.is_some();
+            if let Some(c) = cache {
+                if c.gop_generation != replay.generation {
+                    // A newer keyframe replaced the cache: start over from it.
+                    replay = Replay {
+                        generation: c.gop_generation,
+                        next: 0,
+                    };
+                }
+                first = replay.next == 0;
+                let end = (replay.next + REPLAY_PER_VIEWER.min(*budget)).min(c.gop.len());
+                scratch.extend_from_slice(&c.gop[replay.next..end]);
+                *budget -= end - replay.next;
+                replay.next = end;
+                caught_up = end == c.gop.len();
+            }
+            let Some(peer) = self.peers.get_mut(&viewer) else {
+                self.replay_scratch = scratch;
+                return false;
+            };
+            let Role::Viewer(v) = &mut peer.role else {
+                unreachable!("checked above")
+            };
+            let track = &mut v.video[index];
+            if !has_cache {
+                // The cache is gone (too long, or the publisher left): wait for a keyframe.
+                track.replay = None;
+                track.layer = None;
+                self.replay_scratch = scratch;
+                continue;
+            }
+            for (i, packet) in scratch.iter().enumerate() {
+                if i == 0 && first {
+                    // The cached keyframe: the m-line starts (or starts over) here.
+                    track.rewriter.switch(
+                        packet.seq,
+                        packet.ts,
+                        packet.vp8,
+                        now_ms,
+                        packet.spec.clock_rate.get(),
+                    );
+                    if !v.first_frame_seen {
+                        v.first_frame_seen = true;
+                        self.metrics
+                            .time_to_first_frame
+                            .observe(now.duration_since(peer.created).as_secs_f64());
+                    }
+                }
+                write_packet(&mut peer.rtc, track, packet, true, now_ms, &self.metrics);
+            }
+            if caught_up {
+                // From here on the m-line is fed live.
+                track.replay = None;
+                self.metrics.replayed_starts.inc();
+            } else {
+                track.replay = Some(replay);
+                more = true;
+            }
+            self.replay_scratch = scratch;
+            drain_peer(peer, viewer, now, &mut self.sinks, &self.metrics);
+        }
+        more
     }
 
     fn forward(&mut self, now: Instant, publisher: PeerKey, packet: &RtpPacket) {
@@ -815,11 +1019,12 @@ impl Relay {
             };
             if forward_to(
                 peer,
+                viewer,
                 &incoming,
                 now,
                 now_ms,
                 &self.metrics,
-                &mut self.sinks.to_request,
+                &mut self.sinks,
             ) {
                 // Poll right away: the viewer's packet leaves now, not at its next timer.
                 drain_peer(peer, viewer, now, &mut self.sinks, &self.metrics);
@@ -967,11 +1172,12 @@ fn media_lines(answer: &str, direction: Direction) -> (Vec<Mid>, Vec<Mid>) {
 /// Decides whether one viewer gets this packet, and writes it if so. True if written.
 fn forward_to(
     peer: &mut Peer,
-    incoming: &Incoming<'_>,
+    key: PeerKey,
+    incoming: &Incoming,
     now: Instant,
     now_ms: u64,
     metrics: &MediaMetrics,
-    requests: &mut Vec<(PeerKey, usize)>,
+    sinks: &mut Sinks,
 ) -> bool {
     let Role::Viewer(viewer) = &mut peer.role else {
         return false;
@@ -985,37 +1191,49 @@ fn forward_to(
     let Some(track) = tracks.get_mut(incoming.slot) else {
         return false;
     };
-    let packet = incoming.packet;
-    let clock = incoming.spec.clock_rate.get();
+    let packet = &incoming.packet;
+    let clock = packet.spec.clock_rate.get();
     if track.source != Some(incoming.publisher) {
         track.source = Some(incoming.publisher);
         track.layer = None;
         track.pt_map = None;
         track.keyframe_asked = None;
+        track.replay = None;
     }
     if is_video {
+        if track.replay.is_some() {
+            // Catching up from the keyframe cache, which holds this packet too.
+            return false;
+        }
         let budget = viewer.estimate.as_u64() * 85 / 100 / incoming.video_sources;
         let target = choose_layer(&incoming.layer_rates, budget, viewer.manual_layer)
             .unwrap_or(incoming.layer);
+        if track.layer.is_none() && incoming.cached[target] {
+            // Start from the latest keyframe the relay holds: no request to the publisher,
+            // no wait for its next keyframe.
+            track.layer = Some(target);
+            track.replay = Some(Replay {
+                generation: 0,
+                next: 0,
+            });
+            sinks.to_replay.push(key);
+            return false;
+        }
         let asked_lately = track
             .keyframe_asked
             .is_some_and(|at| now.duration_since(at) < incoming.keyframe_interval);
         if track.layer != Some(target) && !asked_lately {
             track.keyframe_asked = Some(now);
-            requests.push((incoming.publisher, target));
+            sinks.to_request.push((incoming.publisher, target));
         }
-        if incoming.layer == target && incoming.keyframe && track.layer != Some(target) {
+        if incoming.layer == target && packet.keyframe && track.layer != Some(target) {
             if track.layer.is_some() {
                 metrics.layer_switches.inc();
             }
             track.layer = Some(target);
-            track.rewriter.switch(
-                *packet.seq_no,
-                packet.header.timestamp,
-                incoming.vp8,
-                now_ms,
-                clock,
-            );
+            track
+                .rewriter
+                .switch(packet.seq, packet.ts, packet.vp8, now_ms, clock);
             if !viewer.first_frame_seen {
                 viewer.first_frame_seen = true;
                 metrics
@@ -1028,30 +1246,36 @@ fn forward_to(
         }
     } else if track.layer.is_none() {
         track.layer = Some(0);
-        track.rewriter.switch(
-            *packet.seq_no,
-            packet.header.timestamp,
-            Vp8Ids::default(),
-            now_ms,
-            clock,
-        );
+        track
+            .rewriter
+            .switch(packet.seq, packet.ts, Vp8Ids::default(), now_ms, clock);
     }
-    let Some(out) = track.rewriter.rewrite(
-        *packet.seq_no,
-        packet.header.timestamp,
-        incoming.vp8,
-        now_ms,
-    ) else {
+    write_packet(&mut peer.rtc, track, packet, is_video, now_ms, metrics)
+}
+
+/// Rewrites one packet for a viewer's m-line and hands it to the viewer's str0m stream.
+/// True if written (false for a packet from before the m-line's last switch).
+fn write_packet(
+    rtc: &mut Rtc,
+    track: &mut OutTrack,
+    packet: &Packet,
+    is_video: bool,
+    now_ms: u64,
+    metrics: &MediaMetrics,
+) -> bool {
+    let Some(out) = track
+        .rewriter
+        .rewrite(packet.seq, packet.ts, packet.vp8, now_ms)
+    else {
         return false;
     };
-    let in_pt = packet.header.payload_type;
     let out_pt = match track.pt_map {
-        Some((from, to)) if from == in_pt => to,
+        Some((from, to)) if from == packet.pt => to,
         _ => {
-            let Some(to) = matching_pt(&peer.rtc, track.mid, &incoming.spec) else {
+            let Some(to) = matching_pt(rtc, track.mid, &packet.spec) else {
                 return false;
             };
-            track.pt_map = Some((in_pt, to));
+            track.pt_map = Some((packet.pt, to));
             to
         }
     };
@@ -1059,18 +1283,13 @@ fn forward_to(
         out_pt,
         out.seq.into(),
         out.ts,
-        packet.timestamp,
+        packet.received,
         Arc::clone(&packet.payload),
     )
-    .marker(packet.header.marker)
+    .marker(packet.marker)
     .nackable(is_video)
-    .ext_vals(ExtensionValues {
-        audio_level: packet.header.ext_vals.audio_level,
-        voice_activity: packet.header.ext_vals.voice_activity,
-        video_orientation: packet.header.ext_vals.video_orientation,
-        ..Default::default()
-    });
-    if let (Some(pid), Some(d)) = (out.picture_id, incoming.vp8_descriptor) {
+    .ext_vals(packet.ext.clone());
+    if let (Some(pid), Some(d)) = (out.picture_id, packet.vp8_descriptor) {
         let mut patch = d.patch().picture_id(pid);
         if let Some(tl0) = out.tl0_pic_idx {
             patch = patch.tl0_pic_idx(tl0);
@@ -1079,9 +1298,8 @@ fn forward_to(
             write = write.vp8_patch(patch);
         }
     }
-    let mid = track.mid;
-    let mut api = peer.rtc.direct_api();
-    let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+    let mut api = rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(track.mid, None) else {
         return false;
     };
     stream.write_rtp(write);
@@ -1193,14 +1411,15 @@ fn drain_peer(
 }
 
 /// Looks up what every viewer's forwarding needs about a publisher's packet, and updates the
-/// publisher's per-layer rates and liveness. `None` for a packet of no known stream or codec.
-fn inspect<'a>(
+/// publisher's per-layer rates, keyframe cache and liveness. `None` for a packet of no known
+/// stream or codec.
+fn inspect(
     peer: &mut Peer,
     publisher: PeerKey,
-    packet: &'a RtpPacket,
+    packet: &RtpPacket,
     now: Instant,
     now_ms: u64,
-) -> Option<Incoming<'a>> {
+) -> Option<Incoming> {
     let Role::Publisher(p) = &mut peer.role else {
         return None;
     };
@@ -1233,23 +1452,46 @@ fn inspect<'a>(
         .find(|params| params.pt() == pt)?
         .spec();
     let is_video = track.kind == MediaKind::Video;
+    let ext = &packet.header.ext_vals;
+    let mut out = Packet {
+        seq: *packet.seq_no,
+        ts: packet.header.timestamp,
+        marker: packet.header.marker,
+        pt,
+        spec,
+        payload: Arc::clone(&packet.payload),
+        received: packet.timestamp,
+        ext: ExtensionValues {
+            audio_level: ext.audio_level,
+            voice_activity: ext.voice_activity,
+            video_orientation: ext.video_orientation,
+            ..Default::default()
+        },
+        keyframe: false,
+        vp8: Vp8Ids::default(),
+        vp8_descriptor: None,
+    };
     let mut layer_rates = [0; 3];
-    let (mut keyframe, mut vp8, mut vp8_descriptor) = (false, Vp8Ids::default(), None);
+    let mut cached = [false; 3];
     if is_video {
         p.last_video = Some(now);
         p.layers[track.layer].rate.add(now_ms, packet.payload.len());
         for (i, l) in p.layers.iter_mut().enumerate() {
             layer_rates[i] = l.rate.bps(now_ms);
         }
-        keyframe = starts_keyframe(spec.codec, &packet.payload);
+        out.keyframe = starts_keyframe(spec.codec, &packet.payload);
         if spec.codec == Codec::Vp8
             && let Ok(d) = Vp8Descriptor::parse(&packet.payload)
         {
-            vp8 = Vp8Ids {
+            out.vp8 = Vp8Ids {
                 picture_id: d.picture_id(),
                 tl0_pic_idx: d.tl0_pic_idx(),
             };
-            vp8_descriptor = Some(d);
+            out.vp8_descriptor = Some(d);
+        }
+        p.layers[track.layer].cache(&out);
+        for (i, l) in p.layers.iter().enumerate() {
+            cached[i] = !l.gop.is_empty();
         }
     } else {
         p.last_audio = Some(now);
@@ -1259,13 +1501,10 @@ fn inspect<'a>(
         slot: p.slot,
         kind: track.kind,
         layer: track.layer,
-        spec,
-        keyframe,
-        vp8,
-        vp8_descriptor,
         layer_rates,
+        cached,
         video_sources: 1,
         keyframe_interval: Duration::ZERO,
-        packet,
+        packet: out,
     })
 }

@@ -14,6 +14,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use townhall_core::MeetingId;
+use townhall_media::keyframe::starts_keyframe;
 use townhall_media::relay::HOUSEKEEPING;
 use townhall_media::relay::{Relay, RelayConfig};
 use townhall_media::{MediaError, MediaMetrics, Route, SessionId, SourceKind};
@@ -37,6 +38,10 @@ struct Client {
     /// Payload size and sequence number of every video packet received, in order.
     video_sizes: Vec<usize>,
     video_seqs: Vec<u64>,
+    /// When the client was made, and when its first video packet came, and whether that one
+    /// started a keyframe.
+    made: Instant,
+    first_video: Option<(Instant, bool)>,
 }
 
 struct Net {
@@ -127,6 +132,8 @@ impl Net {
             connected: false,
             video_sizes: Vec::new(),
             video_seqs: Vec::new(),
+            made: self.now,
+            first_video: None,
         });
         (index, pending, offer.to_sdp_string())
     }
@@ -229,6 +236,10 @@ impl Net {
                             .stream_rx(&p.header.ssrc)
                             .map(|s| s.mid());
                         if mid == client.video_mid {
+                            if client.first_video.is_none() {
+                                let key = starts_keyframe(Codec::Vp8, &p.payload);
+                                client.first_video = Some((self.now, key));
+                            }
                             client.received_video += 1;
                             client.video_sizes.push(p.payload.len());
                             client.video_seqs.push(*p.seq_no);
@@ -461,9 +472,9 @@ fn many_joins_at_once_cost_the_publisher_few_keyframe_requests() {
         net.clients[1..].iter().all(|c| c.received_video > 0),
         "every viewer got video"
     );
-    // 2.2 s with at most one request per 500 ms.
+    // They start from the relay's keyframe cache; never more than one request per 500 ms.
     assert!(
-        (1..=5).contains(&requests),
+        requests <= 5,
         "{requests} keyframe requests reached the publisher"
     );
 }
@@ -805,4 +816,49 @@ fn a_session_works_only_under_its_own_meeting_and_route() {
     let unknown = SessionId::random();
     assert_eq!(net.relay.close(Route::Whep, &meeting, &unknown), no);
     assert_eq!(net.relay.peer_counts(), (1, 1));
+}
+
+/// Issue 11 part 3: a viewer who joins mid-stream starts from the keyframe the relay keeps
+/// (and every packet after it, in order), without asking the publisher for one; twenty who join
+/// at once cost the publisher nothing either, and each gets its whole catch-up.
+#[test]
+fn new_viewers_start_from_the_cached_keyframe_without_asking_the_publisher() {
+    let mut net = stage(1);
+    // Keyframes come every 60 frames (2 s): join ≈ 1.5 s after the last one.
+    net.run(Duration::from_millis(500), true);
+    let requests0 = net.clients[0].keyframe_requests;
+    let sent0 = net.sent_video;
+    let joined: Vec<usize> = (0..20).map(|_| net.viewer()).collect();
+    net.run(Duration::from_secs(1), true);
+    net.run(Duration::from_millis(500), false);
+    assert_eq!(
+        net.clients[0].keyframe_requests, requests0,
+        "no keyframe request reached the publisher"
+    );
+    let sent_since_join = net.sent_video - sent0;
+    let caught_up = net.clients[joined[0]].received_video;
+    for &i in &joined {
+        let c = &net.clients[i];
+        let (at, key) = c.first_video.expect("video arrives");
+        assert!(key, "viewer {i} starts at a keyframe");
+        assert!(
+            at - c.made < Duration::from_millis(400),
+            "viewer {i} waited {:?} for its first frame",
+            at - c.made
+        );
+        assert!(
+            c.video_seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "viewer {i}: a gap or repeat in {:?}",
+            c.video_seqs
+        );
+        // Everything from the cached keyframe on: more than was sent since joining, and
+        // the same for all.
+        assert_eq!(c.received_video, caught_up, "viewer {i}");
+        assert!(
+            caught_up > sent_since_join + 30,
+            "{caught_up} {sent_since_join}"
+        );
+    }
+    // The first viewer (before the joins) started from the cache too.
+    assert_eq!(net.metrics.replayed_starts.get(), 21);
 }
