@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
@@ -29,6 +29,11 @@ use crate::types::{MediaError, Route, SLOTS, SessionId, SourceKind, StageSource}
 /// Limits and network facts the relay needs.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
+    /// This relay's shard number, and how many shards the node runs (1: no fan-out).
+    pub shard: u16,
+    pub shards: u16,
+    /// What every shard of the node shares: per-node limits and the session directory.
+    pub shared: Arc<Shared>,
     /// ICE candidates every peer is offered (the node's UDP and TCP addresses).
     pub candidates: Vec<Candidate>,
     /// Viewers this node serves at most, over all meetings.
@@ -50,6 +55,148 @@ pub struct RelayConfig {
     /// Trickle (`PATCH`) requests one session may make per second on average, and in a burst.
     pub trickle_per_second: f64,
     pub trickle_burst: u32,
+}
+
+/// What the shards of one node share: the limits that hold per node rather than per shard
+/// (viewers, sessions per address) and which shard holds each session, so the HTTP side can
+/// route a session's requests. Locked when a session starts or ends, never per packet.
+#[derive(Debug, Default)]
+pub struct Shared {
+    inner: Mutex<Directory>,
+}
+
+#[derive(Debug, Default)]
+struct Directory {
+    per_ip: HashMap<IpAddr, usize>,
+    viewers: usize,
+    shard_viewers: HashMap<u16, usize>,
+    sessions: HashMap<SessionId, u16>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Directory> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shard holding a live session.
+    pub fn shard_of(&self, session: &SessionId) -> Option<u16> {
+        self.lock().sessions.get(session).copied()
+    }
+
+    /// The shard (of `0..shards`) with the fewest viewers, for a new one.
+    pub fn least_loaded(&self, shards: u16) -> u16 {
+        let d = self.lock();
+        (0..shards.max(1))
+            .min_by_key(|s| d.shard_viewers.get(s).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Viewers over all shards.
+    pub fn viewers(&self) -> usize {
+        self.lock().viewers
+    }
+
+    /// Refuses what a new session would exceed, without taking anything.
+    fn check(&self, ip: IpAddr, viewer: bool, config: &RelayConfig) -> Result<(), MediaError> {
+        let d = self.lock();
+        if viewer && d.viewers >= config.max_viewers {
+            return Err(MediaError::MediaFull);
+        }
+        if d.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip {
+            return Err(MediaError::TooManySessions);
+        }
+        Ok(())
+    }
+
+    /// Checks and takes a new session's share of the limits, in one step.
+    fn admit(
+        &self,
+        session: &SessionId,
+        ip: IpAddr,
+        viewer: bool,
+        config: &RelayConfig,
+    ) -> Result<(), MediaError> {
+        let mut d = self.lock();
+        if viewer && d.viewers >= config.max_viewers {
+            return Err(MediaError::MediaFull);
+        }
+        let held = d.per_ip.entry(ip).or_default();
+        if *held >= config.max_sessions_per_ip {
+            return Err(MediaError::TooManySessions);
+        }
+        *held += 1;
+        if viewer {
+            d.viewers += 1;
+            *d.shard_viewers.entry(config.shard).or_default() += 1;
+        }
+        d.sessions.insert(session.clone(), config.shard);
+        Ok(())
+    }
+
+    fn release(&self, session: &SessionId, ip: IpAddr, viewer: bool, shard: u16) {
+        let mut d = self.lock();
+        if let Some(n) = d.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                d.per_ip.remove(&ip);
+            }
+        }
+        if viewer {
+            d.viewers -= 1;
+            if let Some(n) = d.shard_viewers.get_mut(&shard) {
+                *n -= 1;
+            }
+        }
+        d.sessions.remove(session);
+    }
+}
+
+/// A publisher's packet (or news of it) for the node's other shards, which forward it to their
+/// own viewers. The packet's payload is shared, never copied per shard or viewer.
+#[derive(Debug, Clone)]
+pub enum ShardMessage {
+    Packet {
+        meeting: Arc<MeetingId>,
+        /// The publisher's key, unique over the node (its shard is in the top bits).
+        publisher: u64,
+        slot: usize,
+        kind: MediaKind,
+        layer: usize,
+        layer_rates: [u64; 3],
+        simulcast: bool,
+        packet: Packet,
+    },
+    /// The publisher left: its slot is free.
+    Gone {
+        meeting: Arc<MeetingId>,
+        publisher: u64,
+    },
+    /// A viewer on another shard wants a keyframe of the publisher's layer.
+    KeyframeRequest { publisher: u64, layer: usize },
+}
+
+impl ShardMessage {
+    /// The one shard this message is for, or `None` for every other shard.
+    pub fn target(&self) -> Option<u16> {
+        match self {
+            ShardMessage::KeyframeRequest { publisher, .. } => Some(shard_of_key(*publisher)),
+            _ => None,
+        }
+    }
+}
+
+/// Peer keys carry their shard in the top 16 bits, so a publisher's key names it node-wide.
+fn shard_of_key(key: PeerKey) -> u16 {
+    (key >> 48) as u16
+}
+
+/// A publisher of another shard, as this shard knows it: from its packets.
+#[derive(Debug)]
+struct Remote {
+    meeting: Arc<MeetingId>,
+    has_video: bool,
+    simulcast: bool,
+    layers: [InLayer; 3],
 }
 
 /// The relay's housekeeping (unconnected sessions, idle sources) runs at least this often,
@@ -127,13 +274,16 @@ pub struct Relay {
     /// after its peer connection closed still gets 200, not 404 (under its own meeting and
     /// route only).
     recently_closed: std::collections::VecDeque<(SessionId, Arc<MeetingId>, Route)>,
-    sessions_per_ip: HashMap<IpAddr, usize>,
     last_sweep: Instant,
     /// Viewers with a track starting from a publisher's keyframe cache, in turn order.
     replaying: Vec<PeerKey>,
     last_replay: Option<Instant>,
     /// Reused buffer of cached packets being replayed (no allocation per round).
     replay_scratch: Vec<Packet>,
+    /// Publishers of other shards whose packets reach this one.
+    remotes: HashMap<PeerKey, Remote>,
+    /// Messages for the other shards, taken by the driver.
+    exports: Vec<ShardMessage>,
 }
 
 /// How many ended sessions [`Relay::close`] still recognises.
@@ -314,11 +464,12 @@ struct Incoming {
 
 impl Relay {
     pub fn new(config: RelayConfig, metrics: MediaMetrics, now: Instant) -> Self {
+        let shard = config.shard;
         Relay {
             config,
             metrics,
             epoch: now,
-            next_key: 1,
+            next_key: (u64::from(shard) << 48) | 1,
             peers: HashMap::new(),
             sessions: HashMap::new(),
             rooms: HashMap::new(),
@@ -326,11 +477,12 @@ impl Relay {
             viewers: 0,
             sinks: Sinks::default(),
             recently_closed: std::collections::VecDeque::new(),
-            sessions_per_ip: HashMap::new(),
             last_sweep: now,
             replaying: Vec::new(),
             last_replay: None,
             replay_scratch: Vec::new(),
+            remotes: HashMap::new(),
+            exports: Vec::new(),
         }
     }
 
@@ -409,7 +561,7 @@ impl Relay {
             last_video: None,
             last_audio: None,
         });
-        let key = self.insert(now, ip, meeting.clone(), rtc, role);
+        let key = self.insert(now, ip, meeting.clone(), rtc, role)?;
         if let Some(room) = self.rooms.get_mut(&meeting) {
             room.slots[slot] = Some(key);
         }
@@ -427,10 +579,7 @@ impl Relay {
         meeting: MeetingId,
         offer: &str,
     ) -> Result<Answer, MediaError> {
-        if self.viewers >= self.config.max_viewers {
-            return Err(MediaError::MediaFull);
-        }
-        self.check_ip(ip)?;
+        self.config.shared.check(ip, true, &self.config)?;
         // The estimate is only worth its pacer when there are layers to choose between: a pacer
         // held to an estimate below a single-layer stream's rate only queues it (up to 2 s),
         // which is delay and no help. So viewers of a meeting without simulcast (OBS, most
@@ -439,6 +588,7 @@ impl Relay {
         let simulcast = self.rooms.get(&meeting).is_some_and(|room| {
             room.slots.iter().flatten().any(|k| {
                 matches!(self.peers.get(k), Some(Peer { role: Role::Publisher(p), .. }) if p.simulcast)
+                    || self.remotes.get(k).is_some_and(|r| r.simulcast)
             })
         });
         let mut rtc = self.new_rtc(now, simulcast);
@@ -478,7 +628,7 @@ impl Relay {
             first_frame_seen: false,
             nacks_seen: Vec::new(),
         });
-        let key = self.insert(now, ip, meeting.clone(), rtc, role);
+        let key = self.insert(now, ip, meeting.clone(), rtc, role)?;
         self.viewers += 1;
         // The first packet of each source asks its publisher for a keyframe for this viewer.
         self.rooms.entry(meeting).or_default().viewers.push(key);
@@ -489,11 +639,7 @@ impl Relay {
     }
 
     fn check_ip(&self, ip: IpAddr) -> Result<(), MediaError> {
-        let held = self.sessions_per_ip.get(&ip).copied().unwrap_or(0);
-        if held >= self.config.max_sessions_per_ip {
-            return Err(MediaError::TooManySessions);
-        }
-        Ok(())
+        self.config.shared.check(ip, false, &self.config)
     }
 
     fn insert(
@@ -503,13 +649,16 @@ impl Relay {
         meeting: MeetingId,
         rtc: Rtc,
         role: Role,
-    ) -> PeerKey {
+    ) -> Result<PeerKey, MediaError> {
+        let session = SessionId::random();
+        let viewer = matches!(role, Role::Viewer(_));
+        self.config
+            .shared
+            .admit(&session, ip, viewer, &self.config)?;
         let key = self.next_key;
         self.next_key += 1;
-        let session = SessionId::random();
         self.metrics.peers.with_label_values(&[role.label()]).inc();
         self.sessions.insert(session.clone(), key);
-        *self.sessions_per_ip.entry(ip).or_default() += 1;
         self.peers.insert(
             key,
             Peer {
@@ -527,7 +676,7 @@ impl Relay {
         );
         self.sinks.timers.push(Reverse((now, key)));
         self.poll(key, now);
-        key
+        Ok(key)
     }
 
     /// Trickled candidates (`application/trickle-ice-sdpfrag`): only `a=candidate` lines matter
@@ -702,6 +851,7 @@ impl Relay {
             }
         }
         self.rooms.remove(meeting);
+        self.remotes.retain(|_, r| *r.meeting != *meeting);
     }
 
     /// Number of peers (publishers, viewers).
@@ -916,9 +1066,10 @@ impl Relay {
                 Some(Peer {
                     role: Role::Publisher(p),
                     ..
-                }) => Some(&p.layers[layer]).filter(|c| !c.gop.is_empty()),
-                _ => None,
-            };
+                }) => Some(&p.layers[layer]),
+                _ => self.remotes.get(&publisher).map(|r| &r.layers[layer]),
+            }
+            .filter(|c| !c.gop.is_empty());
             let mut first = false;
             let mut caught_up = false;
             let has_cache = cache.is_some();
@@ -990,7 +1141,7 @@ impl Relay {
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };
-        let Some(mut incoming) = inspect(peer, publisher, packet, now, now_ms) else {
+        let Some(incoming) = inspect(peer, publisher, packet, now, now_ms) else {
             return;
         };
         self.metrics.received_packets.inc();
@@ -998,7 +1149,25 @@ impl Relay {
             .received_bytes
             .inc_by(packet.payload.len() as u64);
         let meeting = Arc::clone(&peer.meeting);
-        let Some(room) = self.rooms.get(&meeting) else {
+        if self.config.shards > 1 {
+            let simulcast = matches!(&peer.role, Role::Publisher(p) if p.simulcast);
+            self.exports.push(ShardMessage::Packet {
+                meeting: Arc::clone(&meeting),
+                publisher,
+                slot: incoming.slot,
+                kind: incoming.kind,
+                layer: incoming.layer,
+                layer_rates: incoming.layer_rates,
+                simulcast,
+                packet: incoming.packet.clone(),
+            });
+        }
+        self.deliver(now, now_ms, &meeting, incoming);
+    }
+
+    /// Forwards one publisher packet (of this shard or another) to this shard's viewers.
+    fn deliver(&mut self, now: Instant, now_ms: u64, meeting: &MeetingId, mut incoming: Incoming) {
+        let Some(room) = self.rooms.get(meeting) else {
             return;
         };
         incoming.keyframe_interval = self.config.keyframe_interval;
@@ -1008,6 +1177,7 @@ impl Relay {
             .flatten()
             .filter(|k| {
                 matches!(self.peers.get(k), Some(Peer { role: Role::Publisher(p), .. }) if p.has_video)
+                    || self.remotes.get(k).is_some_and(|r| r.has_video)
             })
             .count()
             .max(1) as u64;
@@ -1032,11 +1202,103 @@ impl Relay {
         }
     }
 
+    /// A message from another shard of the node: a publisher's packet to forward to this
+    /// shard's viewers (and keep in this shard's keyframe cache), a publisher gone, or a
+    /// keyframe request for a publisher of this shard.
+    pub fn ingest(&mut self, now: Instant, message: &ShardMessage) {
+        match message {
+            ShardMessage::Packet {
+                meeting,
+                publisher,
+                slot,
+                kind,
+                layer,
+                layer_rates,
+                simulcast,
+                packet,
+            } => {
+                if *slot >= SLOTS || *layer >= RIDS.len() {
+                    return;
+                }
+                let remote = self.remotes.entry(*publisher).or_insert_with(|| Remote {
+                    meeting: Arc::clone(meeting),
+                    has_video: false,
+                    simulcast: false,
+                    layers: Default::default(),
+                });
+                remote.simulcast = *simulcast;
+                let mut cached = [false; 3];
+                if *kind == MediaKind::Video {
+                    remote.has_video = true;
+                    remote.layers[*layer].cache(packet);
+                    for (i, l) in remote.layers.iter().enumerate() {
+                        cached[i] = !l.gop.is_empty();
+                    }
+                }
+                let room = self.rooms.entry((**meeting).clone()).or_default();
+                room.slots[*slot] = Some(*publisher);
+                let incoming = Incoming {
+                    publisher: *publisher,
+                    slot: *slot,
+                    kind: *kind,
+                    layer: *layer,
+                    layer_rates: *layer_rates,
+                    cached,
+                    video_sources: 1,
+                    keyframe_interval: Duration::ZERO,
+                    packet: packet.clone(),
+                };
+                let now_ms = self.ms(now);
+                self.deliver(now, now_ms, meeting, incoming);
+            }
+            ShardMessage::Gone { meeting, publisher } => {
+                self.remotes.remove(publisher);
+                if let Some(room) = self.rooms.get_mut(&**meeting) {
+                    for s in room.slots.iter_mut().filter(|s| **s == Some(*publisher)) {
+                        *s = None;
+                    }
+                    if room.viewers.is_empty() && room.slots.iter().all(Option::is_none) {
+                        self.rooms.remove(&**meeting);
+                    }
+                }
+            }
+            ShardMessage::KeyframeRequest { publisher, layer } => {
+                if *layer < RIDS.len() {
+                    self.sinks.to_request.push((*publisher, *layer));
+                }
+            }
+        }
+        self.after_poll(now);
+    }
+
+    /// Messages for the node's other shards (see [`ShardMessage::target`]).
+    pub fn drain_exports(&mut self) -> std::vec::Drain<'_, ShardMessage> {
+        self.exports.drain(..)
+    }
+
     /// Asks publishers for keyframes, at most once per layer per `keyframe_interval`.
     fn flush_requests(&mut self, now: Instant) {
         let interval = self.config.keyframe_interval;
         for (publisher, layer) in self.sinks.to_request.drain(..) {
             let Some(peer) = self.peers.get_mut(&publisher) else {
+                // A publisher of another shard: that shard sends the request (and throttles
+                // it too); this one throttles what it passes on.
+                if let Some(remote) = self.remotes.get_mut(&publisher) {
+                    let state = &mut remote.layers[layer];
+                    if state
+                        .last_keyframe_request
+                        .is_some_and(|t| now.duration_since(t) < interval)
+                    {
+                        self.metrics
+                            .keyframe_requests
+                            .with_label_values(&["throttled"])
+                            .inc();
+                    } else {
+                        state.last_keyframe_request = Some(now);
+                        self.exports
+                            .push(ShardMessage::KeyframeRequest { publisher, layer });
+                    }
+                }
                 continue;
             };
             let Role::Publisher(p) = &mut peer.role else {
@@ -1079,11 +1341,15 @@ impl Relay {
         };
         peer.rtc.disconnect();
         self.sessions.remove(&peer.session);
-        if let Some(n) = self.sessions_per_ip.get_mut(&peer.ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.sessions_per_ip.remove(&peer.ip);
-            }
+        let viewer = matches!(peer.role, Role::Viewer(_));
+        self.config
+            .shared
+            .release(&peer.session, peer.ip, viewer, self.config.shard);
+        if !viewer && self.config.shards > 1 {
+            self.exports.push(ShardMessage::Gone {
+                meeting: Arc::clone(&peer.meeting),
+                publisher: key,
+            });
         }
         if self.recently_closed.len() == RECENTLY_CLOSED {
             self.recently_closed.pop_front();

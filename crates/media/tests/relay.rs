@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
+use std::sync::Arc;
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -16,7 +17,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use townhall_core::MeetingId;
 use townhall_media::keyframe::starts_keyframe;
 use townhall_media::relay::HOUSEKEEPING;
-use townhall_media::relay::{Relay, RelayConfig};
+use townhall_media::relay::{Relay, RelayConfig, Shared};
 use townhall_media::{MediaError, MediaMetrics, Route, SessionId, SourceKind};
 
 const RELAY_ADDR: SocketAddr =
@@ -45,7 +46,9 @@ struct Client {
 }
 
 struct Net {
+    /// Shard 0 (the meeting's publishers are here) and the node's other shards.
     relay: Relay,
+    others: Vec<Relay>,
     metrics: MediaMetrics,
     clients: Vec<Client>,
     now: Instant,
@@ -66,9 +69,14 @@ struct Net {
 /// Simulcast layers the test publisher sends: rid and packet size (one packet per frame).
 const LAYERS: [(&str, usize); 3] = [("q", 300), ("h", 600), ("f", 1000)];
 
-fn relay_config() -> RelayConfig {
+/// Shard `shard` of `shards`, on port 50000 + shard.
+fn shard_config(shard: u16, shards: u16, shared: Arc<Shared>) -> RelayConfig {
+    let addr = SocketAddr::new(RELAY_ADDR.ip(), RELAY_ADDR.port() + shard);
     RelayConfig {
-        candidates: vec![Candidate::host(RELAY_ADDR, "udp").unwrap()],
+        shard,
+        shards,
+        shared,
+        candidates: vec![Candidate::host(addr, "udp").unwrap()],
         max_viewers: 1000,
         keyframe_interval: Duration::from_millis(500),
         initial_viewer_bitrate: Bitrate::kbps(1000),
@@ -83,10 +91,27 @@ fn relay_config() -> RelayConfig {
 
 impl Net {
     fn new() -> Self {
+        Self::sharded(1)
+    }
+
+    /// A node of `shards` relay shards sharing their limits, as the driver runs them.
+    fn sharded(shards: u16) -> Self {
         let now = Instant::now();
         let metrics = MediaMetrics::new(&Registry::new()).unwrap();
+        let shared = Arc::new(Shared::default());
+        let mut relays: Vec<Relay> = (0..shards)
+            .map(|i| {
+                Relay::new(
+                    shard_config(i, shards, shared.clone()),
+                    metrics.clone(),
+                    now,
+                )
+            })
+            .collect();
+        let relay = relays.remove(0);
         Net {
-            relay: Relay::new(relay_config(), metrics.clone(), now),
+            relay,
+            others: relays,
             metrics,
             clients: Vec::new(),
             now,
@@ -172,13 +197,57 @@ impl Net {
     }
 
     fn viewer(&mut self) -> usize {
+        self.viewer_on(0)
+    }
+
+    /// A viewer on shard `shard`; returns its index and session.
+    fn viewer_on(&mut self, shard: usize) -> usize {
+        self.viewer_session(shard).0
+    }
+
+    fn viewer_session(&mut self, shard: usize) -> (usize, SessionId) {
         let (index, pending, offer) = self.client(Direction::RecvOnly);
+        let (now, meeting) = (self.now, self.meeting.clone());
         let answer = self
-            .relay
-            .view(self.now, CLIENT_IP, self.meeting.clone(), &offer)
+            .shard(shard)
+            .view(now, CLIENT_IP, meeting, &offer)
             .unwrap();
         self.accept(index, pending, &answer.sdp);
-        index
+        (index, answer.session)
+    }
+
+    fn shard(&mut self, shard: usize) -> &mut Relay {
+        match shard {
+            0 => &mut self.relay,
+            n => &mut self.others[n - 1],
+        }
+    }
+
+    fn relays(&mut self) -> impl Iterator<Item = &mut Relay> {
+        std::iter::once(&mut self.relay).chain(self.others.iter_mut())
+    }
+
+    /// The relay shard listening on `addr`.
+    fn relay_at(&mut self, addr: SocketAddr) -> &mut Relay {
+        let shard = usize::from(addr.port() - RELAY_ADDR.port());
+        self.shard(shard)
+    }
+
+    /// Moves the shards' messages to each other, as the driver's channels do.
+    fn exchange(&mut self) -> bool {
+        let mut messages = Vec::new();
+        for (i, relay) in self.relays().enumerate() {
+            messages.extend(relay.drain_exports().map(|m| (i, m)));
+        }
+        let now = self.now;
+        for (from, m) in &messages {
+            for (j, relay) in self.relays().enumerate() {
+                if j != *from && m.target().is_none_or(|t| usize::from(t) == j) {
+                    relay.ingest(now, m);
+                }
+            }
+        }
+        !messages.is_empty()
     }
 
     /// Moves every queued datagram until the network is quiet. Like the real driver, each
@@ -191,7 +260,11 @@ impl Net {
                     moved |= self.poll_client(i);
                 }
             }
-            let outgoing: Vec<_> = self.relay.drain_outgoing().collect();
+            moved |= self.exchange();
+            let mut outgoing = Vec::new();
+            for relay in self.relays() {
+                outgoing.extend(relay.drain_outgoing());
+            }
             for out in outgoing {
                 moved = true;
                 let Some(i) = self.clients.iter().position(|c| c.addr == out.destination) else {
@@ -224,8 +297,14 @@ impl Net {
                 Output::Timeout(_) => return moved,
                 Output::Transmit(t) => {
                     moved = true;
-                    self.relay
-                        .receive(self.now, t.proto, t.source, t.destination, &t.contents);
+                    let now = self.now;
+                    self.relay_at(t.destination).receive(
+                        now,
+                        t.proto,
+                        t.source,
+                        t.destination,
+                        &t.contents,
+                    );
                 }
                 Output::Event(e) => match e {
                     Event::Connected => client.connected = true,
@@ -266,7 +345,10 @@ impl Net {
             for c in self.clients.iter_mut().filter(|c| c.plugged) {
                 c.rtc.handle_input(Input::Timeout(self.now)).unwrap();
             }
-            self.relay.handle_timeout(self.now);
+            let now = self.now;
+            for relay in self.relays() {
+                relay.handle_timeout(now);
+            }
             let ms = self.ms();
             if publishing && self.clients[0].connected {
                 if ms.is_multiple_of(20) {
@@ -861,4 +943,132 @@ fn new_viewers_start_from_the_cached_keyframe_without_asking_the_publisher() {
     }
     // The first viewer (before the joins) started from the cache too.
     assert_eq!(net.metrics.replayed_starts.get(), 21);
+}
+
+/// A publisher on shard 0 and `per_shard` viewers on each of `shards` shards, connected.
+fn sharded_stage(shards: u16, per_shard: usize) -> Net {
+    let mut net = Net::sharded(shards);
+    net.publisher();
+    for shard in 0..usize::from(shards) {
+        for _ in 0..per_shard {
+            net.viewer_on(shard);
+        }
+    }
+    net.run(Duration::from_secs(3), true);
+    assert!(
+        net.clients.iter().all(|c| c.connected),
+        "every client connects"
+    );
+    net
+}
+
+/// Issue 11 part 1: the publisher's packets reach every shard once and each shard's viewers
+/// get exactly what was sent, as on one shard.
+#[test]
+fn viewers_on_different_shards_get_exactly_the_publishers_packets() {
+    let mut net = sharded_stage(3, 2);
+    assert_eq!(net.relay.peer_counts(), (1, 2));
+    assert_eq!(net.others[0].peer_counts(), (0, 2));
+    assert_eq!(net.others[1].peer_counts(), (0, 2));
+    net.run(Duration::from_millis(300), false);
+    let (video0, audio0) = (net.sent_video, net.sent_audio);
+    let before: Vec<(u64, u64)> = net.clients[1..]
+        .iter()
+        .map(|c| (c.received_video, c.received_audio))
+        .collect();
+    net.run(Duration::from_secs(2), true);
+    net.run(Duration::from_secs(1), false);
+    let (sent_video, sent_audio) = (net.sent_video - video0, net.sent_audio - audio0);
+    assert!(sent_video > 150 && sent_audio > 90);
+    for (i, (c, (v0, a0))) in net.clients[1..].iter().zip(before).enumerate() {
+        assert_eq!(c.received_video - v0, sent_video, "video, viewer {i}");
+        assert_eq!(c.received_audio - a0, sent_audio, "audio, viewer {i}");
+        assert!(
+            c.video_seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "viewer {i}"
+        );
+    }
+    // Received once (on the publisher's shard), forwarded six times.
+    assert!(net.metrics.forwarded_packets.get() >= 6 * (sent_video + sent_audio));
+    let meeting = net.meeting.clone();
+    assert_eq!(net.relay.stage(net.now, &meeting).len(), 1);
+}
+
+/// A viewer that vanishes on one shard disturbs nobody on any shard, and its shard drops it.
+#[test]
+fn a_vanished_viewer_on_one_shard_disturbs_nobody() {
+    let mut net = sharded_stage(2, 2);
+    net.run(Duration::from_millis(300), false);
+    net.clients[3].plugged = false; // the first viewer on shard 1
+    let before: Vec<u64> = net.clients.iter().map(|c| c.received_video).collect();
+    let sent0 = net.sent_video;
+    net.run(Duration::from_secs(2), true);
+    net.run(Duration::from_millis(500), false);
+    let sent = net.sent_video - sent0;
+    for i in [1, 2, 4] {
+        assert_eq!(
+            net.clients[i].received_video - before[i],
+            sent,
+            "viewer {i}"
+        );
+    }
+    assert_eq!(net.clients[3].received_video, before[3]);
+    for _ in 0..60 {
+        if net.others[0].peer_counts() == (0, 1) {
+            assert_eq!(net.relay.peer_counts(), (1, 2));
+            return;
+        }
+        net.run(Duration::from_secs(1), true);
+    }
+    panic!("the vanished viewer was never removed");
+}
+
+/// Simulcast layers are chosen on the viewer's shard; the keyframe requests that a switch
+/// needs travel to the publisher's shard; the viewer sees no gap.
+#[test]
+fn layer_switches_work_without_gaps_across_shards() {
+    let mut net = Net::sharded(2);
+    net.simulcast = true;
+    net.publisher();
+    let (index, session) = net.viewer_session(1);
+    let meeting = net.meeting.clone();
+    net.run(Duration::from_secs(3), true);
+    assert_eq!(net.clients[index].video_sizes.last(), Some(&1000));
+    net.others[0]
+        .set_layer(&meeting, &session, Some("q"))
+        .unwrap();
+    net.run(Duration::from_secs(2), true);
+    assert_eq!(net.clients[index].video_sizes.last(), Some(&300));
+    net.others[0].set_layer(&meeting, &session, None).unwrap();
+    net.run(Duration::from_secs(2), true);
+    let viewer = &net.clients[index];
+    assert_eq!(viewer.video_sizes.last(), Some(&1000));
+    assert!(
+        viewer.video_seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "{:?}",
+        viewer.video_seqs
+    );
+    assert!(net.metrics.layer_switches.get() >= 2);
+    // The session lives on shard 1 only.
+    assert_eq!(
+        net.relay.set_layer(&meeting, &session, None),
+        Err(MediaError::NoSession)
+    );
+}
+
+/// The node's per-address limit holds over all shards together.
+#[test]
+fn limits_hold_over_all_shards() {
+    let mut net = Net::sharded(2);
+    for i in 0..60 {
+        let (_, _, offer) = net.client(Direction::RecvOnly);
+        let (now, meeting) = (net.now, net.meeting.clone());
+        net.shard(i % 2)
+            .view(now, CLIENT_IP, meeting, &offer)
+            .unwrap();
+    }
+    let (_, _, offer) = net.client(Direction::RecvOnly);
+    let (now, meeting) = (net.now, net.meeting.clone());
+    let refused = net.shard(1).view(now, CLIENT_IP, meeting, &offer);
+    assert_eq!(refused.unwrap_err(), MediaError::TooManySessions);
 }
