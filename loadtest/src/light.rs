@@ -44,6 +44,14 @@ pub struct LightViewer {
     task: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for LightViewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LightViewer")
+            .field("location", &self.location.path())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for LightViewer {
     fn drop(&mut self) {
         self.task.abort();

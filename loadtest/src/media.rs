@@ -272,7 +272,7 @@ struct Meeting {
 
 /// A viewer of either kind.
 enum Watcher {
-    Full(WhepViewer),
+    Full(Box<WhepViewer>),
     Light(LightViewer),
 }
 
@@ -286,7 +286,7 @@ impl Watcher {
 
     async fn close(self) {
         let _ = match self {
-            Self::Full(v) => v.close().await,
+            Self::Full(v) => (*v).close().await,
             Self::Light(v) => v.close().await,
         };
     }
@@ -645,7 +645,7 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
                     let mut f = fleet.lock().unwrap();
                     match viewer {
                         Ok((v, session)) => {
-                            f.viewers.push(Watcher::Full(v));
+                            f.viewers.push(Watcher::Full(Box::new(v)));
                             f.janus.extend(session);
                         }
                         Err(e) => f.errors.push(e.to_string()),

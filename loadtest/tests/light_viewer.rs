@@ -3,9 +3,7 @@
 //! publisher sent from there on, as the full viewer does.
 
 use std::time::Duration;
-use townhall_client::rtc::{
-    MediaKind, PublisherConfig, RtcContext, ViewerConfig, WhipPublisher,
-};
+use townhall_client::rtc::{MediaKind, PublisherConfig, RtcContext, ViewerConfig, WhipPublisher};
 use townhall_loadtest::light::LightViewer;
 use townhall_testkit::{TestServer, live_meeting};
 

@@ -860,8 +860,9 @@ async fn run(
             .next_timeout()
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        // Not biased: under load, neither a stream of other shards' batches nor of datagrams
+        // may starve the other (viewers' consent checks and RTCP arrive as datagrams).
         tokio::select! {
-            biased;
             command = channels.commands.recv() => {
                 let Some(command) = command else { break };
                 handle(&mut relay, command);

@@ -153,6 +153,8 @@ impl Shared {
 
 /// A publisher's packet (or news of it) for the node's other shards, which forward it to their
 /// own viewers. The packet's payload is shared, never copied per shard or viewer.
+// The packet variant is the common one; boxing it would cost an allocation per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ShardMessage {
     Packet {
@@ -358,7 +360,8 @@ impl Bucket {
 
 #[derive(Debug)]
 enum Role {
-    Publisher(Publisher),
+    /// Boxed: a publisher carries its layers' keyframe caches; viewers are the many.
+    Publisher(Box<Publisher>),
     Viewer(Viewer),
 }
 
@@ -546,7 +549,7 @@ impl Relay {
                     .into(),
             ));
         }
-        let role = Role::Publisher(Publisher {
+        let role = Role::Publisher(Box::new(Publisher {
             slot,
             source,
             label,
@@ -560,7 +563,7 @@ impl Relay {
             has_video: !video.is_empty(),
             last_video: None,
             last_audio: None,
-        });
+        }));
         let key = self.insert(now, ip, meeting.clone(), rtc, role)?;
         if let Some(room) = self.rooms.get_mut(&meeting) {
             room.slots[slot] = Some(key);
