@@ -5,5 +5,6 @@
 
 pub mod chat;
 pub mod janus;
+pub mod light;
 pub mod media;
 pub mod rtp_sender;

@@ -9,6 +9,7 @@
 //! viewer, the busiest server thread, the generator's own CPU and loss are measured over it.
 
 use crate::janus::JanusSession;
+use crate::light::LightViewer;
 use crate::rtp_sender::PlainRtpSender;
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -97,6 +98,11 @@ pub struct MediaArgs {
     /// Also read CPU and RSS from /proc/PID/stat (server on this machine).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Light viewers (str0m, no decoding: see `light.rs`) instead of full webrtc-rs ones, so
+    /// the generator costs less CPU than the relay (townhall only; sockets on --bind-ip,
+    /// default loopback).
+    #[arg(long)]
+    pub light: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -264,9 +270,31 @@ struct Meeting {
     studio_token: Option<String>,
 }
 
+/// A viewer of either kind.
+enum Watcher {
+    Full(Box<WhepViewer>),
+    Light(LightViewer),
+}
+
+impl Watcher {
+    fn stats(&self) -> ViewerStats {
+        match self {
+            Self::Full(v) => v.stats(),
+            Self::Light(v) => v.stats(),
+        }
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            Self::Full(v) => (*v).close().await,
+            Self::Light(v) => v.close().await,
+        };
+    }
+}
+
 #[derive(Default)]
 struct Fleet {
-    viewers: Vec<WhepViewer>,
+    viewers: Vec<Watcher>,
     /// With --target janus: each viewer's Janus session.
     janus: Vec<JanusSession>,
     errors: Vec<String>,
@@ -551,6 +579,12 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
     let started = Instant::now();
     let whep = format!("{base}/whep");
     let janus_at = janus.then(|| (args.janus_url.clone(), args.mountpoint));
+    if args.light && janus {
+        bail!("--light viewers speak WHEP; Janus's streaming plugin needs the full viewers");
+    }
+    let light = args
+        .light
+        .then(|| args.bind_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()));
     let spawner = {
         let (fleet, ctx) = (fleet.clone(), ctx.clone());
         let n = args.viewers;
@@ -568,6 +602,25 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
                     janus_at.clone(),
                 );
                 joins.push(tokio::spawn(async move {
+                    if let Some(ip) = light {
+                        let opened = LightViewer::connect(ctx.http(), &whep, ip, &config).await;
+                        let viewer = match opened {
+                            Ok(v) => match v.wait_connected(Duration::from_secs(30)).await {
+                                Ok(()) => Ok(v),
+                                Err(e) => {
+                                    v.close().await.ok();
+                                    Err(e)
+                                }
+                            },
+                            Err(e) => Err(e),
+                        };
+                        let mut f = fleet.lock().unwrap();
+                        match viewer {
+                            Ok(v) => f.viewers.push(Watcher::Light(v)),
+                            Err(e) => f.errors.push(e.to_string()),
+                        }
+                        return;
+                    }
                     let opened = match &janus_at {
                         Some((janus_url, id)) => crate::janus::watch(&ctx, janus_url, *id)
                             .await
@@ -592,7 +645,7 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
                     let mut f = fleet.lock().unwrap();
                     match viewer {
                         Ok((v, session)) => {
-                            f.viewers.push(v);
+                            f.viewers.push(Watcher::Full(Box::new(v)));
                             f.janus.extend(session);
                         }
                         Err(e) => f.errors.push(e.to_string()),
@@ -718,7 +771,7 @@ pub async fn measure(args: MediaArgs) -> anyhow::Result<MediaReport> {
 
     let closing: Vec<_> = fleet.viewers.into_iter().map(|v| v.close()).collect();
     for c in closing {
-        let _ = c.await;
+        c.await;
     }
     for s in fleet.janus {
         s.destroy().await;

@@ -1,9 +1,15 @@
-//! The I/O around the relay: sockets, timers, and the command channel of the HTTP handlers.
+//! The I/O around the relay: shards, sockets, timers, and the command channel of the HTTP
+//! handlers.
 //!
-//! One task owns the [`Relay`]; it never waits on a peer. Datagrams reach it from one reader
-//! task per UDP socket (one socket per local address, all on the one configured port) and per
-//! ICE-TCP connection (RFC 4571 framing); it sends with `try_send_to`, so a full kernel buffer
-//! drops a datagram (as a congested network would) instead of stalling every other viewer.
+//! The relay runs as `media.threads` shards, each a thread with its own [`Relay`], its own
+//! UDP port (`udp_port + shard`, one socket per local address) and ICE-TCP port. A meeting's
+//! publishers live on the meeting's home shard (a hash of its id); a new viewer goes to the
+//! shard with the fewest viewers; the [`Shared`] directory says which shard holds a session.
+//! The home shard passes each publisher packet, once and shared, to every other shard
+//! ([`ShardMessage`]), and keyframe requests travel back. Within a shard one task owns the
+//! relay and never waits on a peer: datagrams reach it from one reader task per UDP socket and
+//! per ICE-TCP connection (RFC 4571 framing); it sends with `try_send_to`, so a full kernel
+//! buffer drops a datagram (as a congested network would) instead of stalling other viewers.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,8 +28,8 @@ use tokio::time::Instant;
 use townhall_core::MeetingId;
 
 use crate::metrics::MediaMetrics;
-use crate::relay::{Answer, Outgoing, Relay, RelayConfig};
-use crate::types::{IceServer, MediaError, SessionId, SourceKind, StageSource};
+use crate::relay::{Answer, Outgoing, Relay, RelayConfig, ShardMessage, Shared};
+use crate::types::{IceServer, MediaError, Route, SessionId, SourceKind, StageSource};
 
 /// The `[media]` section of the configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +55,14 @@ pub struct MediaConfig {
     pub keyframe_interval_ms: u64,
     /// Media sessions one client address may hold at once; more get 429.
     pub max_sessions_per_ip: usize,
+    /// Open ICE-TCP connections one remote address may hold; more are closed at accept.
+    pub ice_tcp_max_per_ip: usize,
+    /// An ICE-TCP connection that carries no frame for this long is closed (a live peer's
+    /// consent checks arrive every few seconds).
+    pub ice_tcp_idle_secs: u64,
+    /// Relay shards (threads), each on its own ports `udp_port + i` and `tcp_port + i`;
+    /// 0: one per core.
+    pub threads: usize,
 }
 
 impl Default for MediaConfig {
@@ -64,14 +78,40 @@ impl Default for MediaConfig {
             max_viewers: 2000,
             keyframe_interval_ms: 500,
             max_sessions_per_ip: 50,
+            ice_tcp_max_per_ip: 50,
+            ice_tcp_idle_secs: 15,
+            threads: 0,
         }
     }
 }
 
 impl MediaConfig {
+    /// The number of relay shards: `threads`, or with 0 the number of cores.
+    pub fn shards(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .clamp(1, 64)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.max_sessions_per_ip == 0 {
             return Err("media.max_sessions_per_ip must be at least 1".into());
+        }
+        if self.threads > 64 {
+            return Err("media.threads must be at most 64 (0: one per core)".into());
+        }
+        for (port, name) in [(self.udp_port, "udp_port"), (self.tcp_port, "tcp_port")] {
+            if port != 0 && usize::from(port) + self.shards() - 1 > usize::from(u16::MAX) {
+                return Err(format!("media.{name} + media.threads goes past port 65535"));
+            }
+        }
+        if self.ice_tcp_max_per_ip == 0 {
+            return Err("media.ice_tcp_max_per_ip must be at least 1".into());
+        }
+        if self.ice_tcp_idle_secs == 0 || self.ice_tcp_idle_secs > 3600 {
+            return Err("media.ice_tcp_idle_secs must be between 1 and 3600".into());
         }
         if self.max_viewers == 0 {
             return Err("media.max_viewers must be at least 1".into());
@@ -118,15 +158,20 @@ enum Command {
         reply: oneshot::Sender<Result<Answer, MediaError>>,
     },
     Trickle {
+        route: Route,
+        meeting: MeetingId,
         session: SessionId,
         fragment: String,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Close {
+        route: Route,
+        meeting: MeetingId,
         session: SessionId,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Layer {
+        meeting: MeetingId,
         session: SessionId,
         rid: Option<String>,
         reply: oneshot::Sender<Result<(), MediaError>>,
@@ -146,10 +191,12 @@ enum Command {
 /// TCP connections by remote address, so the relay task can answer over the right one.
 type TcpWriters = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
 
-/// Handle to the running relay; cheap to clone.
+/// Handle to the running relay shards; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Media {
-    commands: mpsc::Sender<Command>,
+    /// Each shard's command channel.
+    shards: Arc<[mpsc::Sender<Command>]>,
+    shared: Arc<Shared>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     ice_servers: Vec<IceServer>,
@@ -161,54 +208,130 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// Remote ICE candidates a session may trickle: a browser gathers a few per interface.
+pub const MAX_CANDIDATES: usize = 50;
+
 /// Frames over 1500 bytes are not WebRTC; the cap also bounds what a TCP peer can make us hold.
 const MAX_FRAME: usize = 2048;
 
 impl Media {
-    /// Binds the sockets and starts the relay task; call from within a tokio runtime. The
-    /// relay stops when the last `Media` handle is dropped.
+    /// Binds every shard's sockets and starts one thread per shard. The relay stops when the
+    /// last `Media` handle is dropped.
     pub fn start(config: &MediaConfig, metrics: MediaMetrics) -> io::Result<Media> {
         let ips = local_ips(config.bind_ip)?;
-        let udp = bind_each(&ips, config.udp_port, "media UDP", bind_udp, |s| {
-            s.local_addr()
-        })?;
-        let tcp = if config.ice_tcp {
-            bind_each(&ips, config.tcp_port, "ICE-TCP", bind_tcp, |l| {
-                l.local_addr()
-            })?
-        } else {
-            Vec::new()
+        let n = config.shards();
+        let shared = Arc::new(Shared::default());
+        let tcp_per_ip: TcpPerIp = Arc::default();
+        let tcp_limits = TcpLimits {
+            per_ip: config.ice_tcp_max_per_ip,
+            idle: Duration::from_secs(config.ice_tcp_idle_secs),
         };
-        let udp_addrs: Vec<SocketAddr> = udp
-            .iter()
-            .map(|s| s.local_addr())
-            .collect::<io::Result<_>>()?;
-        let tcp_addrs: Vec<SocketAddr> = tcp
-            .iter()
-            .map(|l| l.local_addr())
-            .collect::<io::Result<_>>()?;
-        let relay = Relay::new(
-            RelayConfig {
-                candidates: candidates(&udp_addrs, &tcp_addrs, &config.public_ips),
-                max_viewers: config.max_viewers,
-                keyframe_interval: Duration::from_millis(config.keyframe_interval_ms),
-                initial_viewer_bitrate: Bitrate::kbps(1_000),
-                idle_source: Duration::from_secs(2),
-                max_sessions_per_ip: config.max_sessions_per_ip,
-                connect_timeout: Duration::from_secs(20),
-            },
-            metrics.clone(),
-            std::time::Instant::now(),
-        );
-        let (commands, command_rx) = mpsc::channel(1024);
-        tokio::spawn(serve(relay, udp, tcp, command_rx, metrics));
-        tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "media relay listening");
+        let port = |base: u16, i: usize| if base == 0 { 0 } else { base + i as u16 };
+        let mut bound = Vec::new();
+        for i in 0..n {
+            let udp = bind_each(&ips, port(config.udp_port, i), "media UDP", bind_udp, |s| {
+                s.local_addr()
+            })?;
+            let tcp = if config.ice_tcp {
+                bind_each(&ips, port(config.tcp_port, i), "ICE-TCP", bind_tcp, |l| {
+                    l.local_addr()
+                })?
+            } else {
+                Vec::new()
+            };
+            bound.push((udp, tcp));
+        }
+        let mesh: Vec<_> = (0..n)
+            .map(|_| mpsc::channel::<Arc<[ShardMessage]>>(SHARD_QUEUE))
+            .collect();
+        let senders: Vec<_> = mesh.iter().map(|(tx, _)| tx.clone()).collect();
+        let (mut shards, mut udp_all, mut tcp_all) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, ((udp, tcp), (_, from_shards))) in bound.into_iter().zip(mesh).enumerate() {
+            let udp_addrs: Vec<SocketAddr> = udp
+                .iter()
+                .map(|s| s.local_addr())
+                .collect::<io::Result<_>>()?;
+            let tcp_addrs: Vec<SocketAddr> = tcp
+                .iter()
+                .map(|l| l.local_addr())
+                .collect::<io::Result<_>>()?;
+            let relay = Relay::new(
+                RelayConfig {
+                    shard: i as u16,
+                    shards: n as u16,
+                    shared: shared.clone(),
+                    candidates: candidates(&udp_addrs, &tcp_addrs, &config.public_ips),
+                    max_viewers: config.max_viewers,
+                    keyframe_interval: Duration::from_millis(config.keyframe_interval_ms),
+                    initial_viewer_bitrate: Bitrate::kbps(1_000),
+                    idle_source: Duration::from_secs(2),
+                    max_sessions_per_ip: config.max_sessions_per_ip,
+                    connect_timeout: Duration::from_secs(20),
+                    max_candidates: MAX_CANDIDATES,
+                    trickle_per_second: 5.0,
+                    trickle_burst: 30,
+                },
+                metrics.clone(),
+                std::time::Instant::now(),
+            );
+            let (commands, command_rx) = mpsc::channel(1024);
+            let peers: Vec<(u16, mpsc::Sender<Arc<[ShardMessage]>>)> = senders
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, tx)| (j as u16, tx.clone()))
+                .collect();
+            let io = ShardIo {
+                udp,
+                tcp,
+                tcp_limits: tcp_limits.clone(),
+                tcp_per_ip: tcp_per_ip.clone(),
+                commands: command_rx,
+                from_shards,
+                to_shards: peers,
+                metrics: metrics.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("media-{i}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(rt) => rt.block_on(serve(relay, io)),
+                        Err(e) => tracing::error!(error = %e, "media shard cannot start"),
+                    }
+                })?;
+            tracing::info!(shard = i, udp = ?udp_addrs, tcp = ?tcp_addrs, "media relay shard listening");
+            shards.push(commands);
+            udp_all.extend(udp_addrs);
+            tcp_all.extend(tcp_addrs);
+        }
         Ok(Media {
-            commands,
-            udp_addrs,
-            tcp_addrs,
+            shards: shards.into(),
+            shared,
+            udp_addrs: udp_all,
+            tcp_addrs: tcp_all,
             ice_servers: config.ice_servers.clone(),
         })
+    }
+
+    /// The shard holding a meeting's publishers (and answering for its stage).
+    fn home(&self, meeting: &MeetingId) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        meeting.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// The shard holding a session; `None` once it ended (or if it never existed).
+    fn holder(&self, session: &SessionId) -> Option<usize> {
+        self.shared.shard_of(session).map(usize::from)
+    }
+
+    /// Number of relay shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     pub fn udp_addrs(&self) -> &[SocketAddr] {
@@ -225,10 +348,11 @@ impl Media {
 
     async fn ask<T>(
         &self,
+        shard: usize,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, MediaError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
+        self.shards[shard]
             .send(make(reply))
             .await
             .map_err(|_| MediaError::Stopped)?;
@@ -244,7 +368,7 @@ impl Media {
         label: Option<String>,
         offer: String,
     ) -> Result<Answer, MediaError> {
-        self.ask(|reply| Command::Publish {
+        self.ask(self.home(&meeting), |reply| Command::Publish {
             ip,
             meeting,
             source,
@@ -262,7 +386,8 @@ impl Media {
         meeting: MeetingId,
         offer: String,
     ) -> Result<Answer, MediaError> {
-        self.ask(|reply| Command::View {
+        let shard = usize::from(self.shared.least_loaded(self.shards.len() as u16));
+        self.ask(shard, |reply| Command::View {
             ip,
             meeting,
             offer,
@@ -271,8 +396,18 @@ impl Media {
         .await?
     }
 
-    pub async fn trickle(&self, session: SessionId, fragment: String) -> Result<(), MediaError> {
-        self.ask(|reply| Command::Trickle {
+    /// Trickled candidates for a session made on `route` under `meeting` (else `NoSession`).
+    pub async fn trickle(
+        &self,
+        route: Route,
+        meeting: MeetingId,
+        session: SessionId,
+        fragment: String,
+    ) -> Result<(), MediaError> {
+        let shard = self.holder(&session).ok_or(MediaError::NoSession)?;
+        self.ask(shard, |reply| Command::Trickle {
+            route,
+            meeting,
             session,
             fragment,
             reply,
@@ -280,16 +415,50 @@ impl Media {
         .await?
     }
 
-    pub async fn close(&self, session: SessionId) -> Result<(), MediaError> {
-        self.ask(|reply| Command::Close { session, reply }).await?
+    /// Ends a session made on `route` under `meeting` (else `NoSession`).
+    pub async fn close(
+        &self,
+        route: Route,
+        meeting: MeetingId,
+        session: SessionId,
+    ) -> Result<(), MediaError> {
+        if let Some(shard) = self.holder(&session) {
+            return self
+                .ask(shard, |reply| Command::Close {
+                    route,
+                    meeting,
+                    session,
+                    reply,
+                })
+                .await?;
+        }
+        // Ended already: the shard that held it still answers 200 for a while.
+        for shard in 0..self.shards.len() {
+            let closed = self
+                .ask(shard, |reply| Command::Close {
+                    route,
+                    meeting: meeting.clone(),
+                    session: session.clone(),
+                    reply,
+                })
+                .await?;
+            if closed.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(MediaError::NoSession)
     }
 
+    /// Chooses a WHEP session's layer (`None`: automatic).
     pub async fn set_layer(
         &self,
+        meeting: MeetingId,
         session: SessionId,
         rid: Option<String>,
     ) -> Result<(), MediaError> {
-        self.ask(|reply| Command::Layer {
+        let shard = self.holder(&session).ok_or(MediaError::NoSession)?;
+        self.ask(shard, |reply| Command::Layer {
+            meeting,
             session,
             rid,
             reply,
@@ -298,20 +467,30 @@ impl Media {
     }
 
     pub async fn stage(&self, meeting: MeetingId) -> Result<Vec<StageSource>, MediaError> {
-        self.ask(|reply| Command::Stage { meeting, reply }).await
+        self.ask(self.home(&meeting), |reply| Command::Stage {
+            meeting,
+            reply,
+        })
+        .await
     }
 
     /// Closes the meeting's publishers (its studio link was replaced).
     pub async fn close_publishers(&self, meeting: MeetingId) {
-        let _ = self
-            .commands
+        let shard = self.home(&meeting);
+        let _ = self.shards[shard]
             .send(Command::ClosePublishers { meeting })
             .await;
     }
 
     /// Closes every media session of the meeting.
     pub async fn end_meeting(&self, meeting: MeetingId) {
-        let _ = self.commands.send(Command::EndMeeting { meeting }).await;
+        for shard in self.shards.iter() {
+            let _ = shard
+                .send(Command::EndMeeting {
+                    meeting: meeting.clone(),
+                })
+                .await;
+        }
     }
 }
 
@@ -377,26 +556,44 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket)
 }
 
-/// The relay's tasks: socket readers, ICE-TCP, and the relay loop.
-async fn serve(
-    relay: Relay,
+/// Batches of shard messages one shard may have waiting for another; more are dropped (as a
+/// congested network would drop packets) rather than slowing the sending shard.
+const SHARD_QUEUE: usize = 4096;
+
+/// One shard's sockets and channels.
+struct ShardIo {
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
+    tcp_limits: TcpLimits,
+    tcp_per_ip: TcpPerIp,
     commands: mpsc::Receiver<Command>,
+    from_shards: mpsc::Receiver<Arc<[ShardMessage]>>,
+    to_shards: Vec<(u16, mpsc::Sender<Arc<[ShardMessage]>>)>,
     metrics: MediaMetrics,
-) {
+}
+
+/// One shard's tasks: socket readers, ICE-TCP, and the relay loop.
+async fn serve(relay: Relay, io: ShardIo) {
+    let metrics = io.metrics.clone();
     let (to_relay, datagrams) = mpsc::channel::<Datagram>(8192);
     let tcp_writers: TcpWriters = Arc::default();
-    for listener in tcp {
+    for listener in io.tcp {
         match TcpListener::from_std(listener) {
             Ok(l) => {
-                tokio::spawn(accept_tcp(l, to_relay.clone(), tcp_writers.clone()));
+                tokio::spawn(accept_tcp(
+                    l,
+                    to_relay.clone(),
+                    tcp_writers.clone(),
+                    io.tcp_per_ip.clone(),
+                    io.tcp_limits.clone(),
+                    metrics.clone(),
+                ));
             }
             Err(e) => tracing::error!(error = %e, "ICE-TCP listener failed"),
         }
     }
     let mut sockets = Vec::new();
-    for socket in udp {
+    for socket in io.udp {
         match UdpSocket::from_std(socket) {
             Ok(s) => {
                 let s = Arc::new(s);
@@ -407,7 +604,13 @@ async fn serve(
         }
     }
     drop(to_relay);
-    run(relay, sockets, tcp_writers, datagrams, commands, metrics).await;
+    let channels = Channels {
+        datagrams,
+        commands: io.commands,
+        from_shards: io.from_shards,
+        to_shards: io.to_shards,
+    };
+    run(relay, sockets, tcp_writers, channels, metrics).await;
 }
 
 /// Host candidates for each socket, or server-reflexive ones for the public addresses (NAT).
@@ -487,11 +690,76 @@ async fn read_udp(socket: Arc<UdpSocket>, to_relay: mpsc::Sender<Datagram>, metr
     }
 }
 
-async fn accept_tcp(listener: TcpListener, to_relay: mpsc::Sender<Datagram>, writers: TcpWriters) {
+/// Bounds on ICE-TCP connections, which cost a file descriptor and a task each.
+#[derive(Debug, Clone)]
+struct TcpLimits {
+    per_ip: usize,
+    idle: Duration,
+}
+
+/// Open ICE-TCP connections per remote address.
+type TcpPerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Holds one of an address's ICE-TCP slots; gives it back when the connection ends.
+struct TcpSlot {
+    ip: IpAddr,
+    per_ip: TcpPerIp,
+}
+
+impl TcpSlot {
+    fn take(per_ip: &TcpPerIp, ip: IpAddr, max: usize) -> Option<TcpSlot> {
+        let mut map = per_ip.lock().expect("tcp per-ip lock");
+        let n = map.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(TcpSlot {
+            ip,
+            per_ip: per_ip.clone(),
+        })
+    }
+}
+
+impl Drop for TcpSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_ip.lock().expect("tcp per-ip lock");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    to_relay: mpsc::Sender<Datagram>,
+    writers: TcpWriters,
+    per_ip: TcpPerIp,
+    limits: TcpLimits,
+    metrics: MediaMetrics,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                tokio::spawn(serve_tcp(stream, remote, to_relay.clone(), writers.clone()));
+                // Over the cap the connection is dropped (closed) at once.
+                let Some(slot) = TcpSlot::take(&per_ip, remote.ip(), limits.per_ip) else {
+                    metrics
+                        .dropped_datagrams
+                        .with_label_values(&["tcp_per_ip"])
+                        .inc();
+                    continue;
+                };
+                tokio::spawn(serve_tcp(
+                    stream,
+                    remote,
+                    to_relay.clone(),
+                    writers.clone(),
+                    slot,
+                    limits.idle,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "ICE-TCP accept failed");
@@ -502,11 +770,14 @@ async fn accept_tcp(listener: TcpListener, to_relay: mpsc::Sender<Datagram>, wri
 }
 
 /// One ICE-TCP connection: RFC 4571 frames (16-bit length, then the packet) both ways.
+/// Closed after `idle` without a complete frame from the peer.
 async fn serve_tcp(
     stream: TcpStream,
     remote: SocketAddr,
     to_relay: mpsc::Sender<Datagram>,
     writers: TcpWriters,
+    _slot: TcpSlot,
+    idle: Duration,
 ) {
     let Ok(local) = stream.local_addr() else {
         return;
@@ -526,17 +797,19 @@ async fn serve_tcp(
     let read = async {
         let mut len = [0u8; 2];
         loop {
-            if reader.read_exact(&mut len).await.is_err() {
+            let frame = async {
+                reader.read_exact(&mut len).await?;
+                let n = usize::from(u16::from_be_bytes(len));
+                if n == 0 || n > MAX_FRAME {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                let mut data = vec![0u8; n];
+                reader.read_exact(&mut data).await?;
+                io::Result::Ok(data)
+            };
+            let Ok(Ok(data)) = tokio::time::timeout(idle, frame).await else {
                 break;
-            }
-            let n = usize::from(u16::from_be_bytes(len));
-            if n == 0 || n > MAX_FRAME {
-                break;
-            }
-            let mut data = vec![0u8; n];
-            if reader.read_exact(&mut data).await.is_err() {
-                break;
-            }
+            };
             let d = Datagram {
                 proto: Protocol::Tcp,
                 source: remote,
@@ -555,41 +828,64 @@ async fn serve_tcp(
     writers.lock().expect("tcp writers lock").remove(&remote);
 }
 
-/// The relay task: commands, datagrams and timers, one at a time, in arrival order.
+/// What one shard's relay loop listens to and sends on.
+struct Channels {
+    datagrams: mpsc::Receiver<Datagram>,
+    commands: mpsc::Receiver<Command>,
+    from_shards: mpsc::Receiver<Arc<[ShardMessage]>>,
+    to_shards: Vec<(u16, mpsc::Sender<Arc<[ShardMessage]>>)>,
+}
+
+/// The relay task: commands, other shards' messages, datagrams and timers, one at a time.
 async fn run(
     mut relay: Relay,
     udp: Vec<Arc<UdpSocket>>,
     tcp: TcpWriters,
-    mut datagrams: mpsc::Receiver<Datagram>,
-    mut commands: mpsc::Receiver<Command>,
+    mut channels: Channels,
     metrics: MediaMetrics,
 ) {
     let udp: Vec<(SocketAddr, Arc<UdpSocket>)> = udp
         .into_iter()
         .filter_map(|s| Some((s.local_addr().ok()?, s)))
         .collect();
+    let to_shards = std::mem::take(&mut channels.to_shards);
     let send = |relay: &mut Relay| {
         for out in relay.drain_outgoing() {
             transmit(&udp, &tcp, out, &metrics);
         }
+        export(relay, &to_shards, &metrics);
     };
     loop {
         let wake = relay
             .next_timeout()
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        // Not biased: under load, neither a stream of other shards' batches nor of datagrams
+        // may starve the other (viewers' consent checks and RTCP arrive as datagrams).
         tokio::select! {
-            biased;
-            command = commands.recv() => {
+            command = channels.commands.recv() => {
                 let Some(command) = command else { break };
                 handle(&mut relay, command);
             }
-            datagram = datagrams.recv() => {
+            batch = channels.from_shards.recv() => {
+                let Some(mut batch) = batch else { break };
+                for _ in 0..64 {
+                    let now = Instant::now().into_std();
+                    for message in batch.iter() {
+                        relay.ingest(now, message);
+                    }
+                    match channels.from_shards.try_recv() {
+                        Ok(next) => batch = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+            datagram = channels.datagrams.recv() => {
                 let Some(mut d) = datagram else { break };
                 // Take what else is already waiting before sending, up to a bound.
                 for _ in 0..64 {
                     relay.receive(Instant::now().into_std(), d.proto, d.source, d.destination, &d.data);
-                    match datagrams.try_recv() {
+                    match channels.datagrams.try_recv() {
                         Ok(next) => d = next,
                         Err(_) => break,
                     }
@@ -600,6 +896,42 @@ async fn run(
             }
         }
         send(&mut relay);
+    }
+}
+
+/// Hands the relay's messages for other shards over: one shared batch for all of them, and
+/// keyframe requests to the one shard each is for.
+fn export(
+    relay: &mut Relay,
+    to_shards: &[(u16, mpsc::Sender<Arc<[ShardMessage]>>)],
+    metrics: &MediaMetrics,
+) {
+    let mut all = Vec::new();
+    let mut one = Vec::new();
+    for message in relay.drain_exports() {
+        match message.target() {
+            Some(shard) => one.push((shard, message)),
+            None => all.push(message),
+        }
+    }
+    let deliver = |tx: &mpsc::Sender<Arc<[ShardMessage]>>, batch: Arc<[ShardMessage]>| {
+        if tx.try_send(batch).is_err() {
+            metrics
+                .dropped_datagrams
+                .with_label_values(&["shard_busy"])
+                .inc();
+        }
+    };
+    if !all.is_empty() {
+        let batch: Arc<[ShardMessage]> = all.into();
+        for (_, tx) in to_shards {
+            deliver(tx, Arc::clone(&batch));
+        }
+    }
+    for (shard, message) in one {
+        if let Some((_, tx)) = to_shards.iter().find(|(s, _)| *s == shard) {
+            deliver(tx, Arc::from(vec![message]));
+        }
     }
 }
 
@@ -625,21 +957,29 @@ fn handle(relay: &mut Relay, command: Command) {
             let _ = reply.send(relay.view(now, ip, meeting, &offer));
         }
         Command::Trickle {
+            route,
+            meeting,
             session,
             fragment,
             reply,
         } => {
-            let _ = reply.send(relay.trickle(now, &session, &fragment));
+            let _ = reply.send(relay.trickle(now, route, &meeting, &session, &fragment));
         }
-        Command::Close { session, reply } => {
-            let _ = reply.send(relay.close(&session));
+        Command::Close {
+            route,
+            meeting,
+            session,
+            reply,
+        } => {
+            let _ = reply.send(relay.close(route, &meeting, &session));
         }
         Command::Layer {
+            meeting,
             session,
             rid,
             reply,
         } => {
-            let _ = reply.send(relay.set_layer(&session, rid.as_deref()));
+            let _ = reply.send(relay.set_layer(&meeting, &session, rid.as_deref()));
         }
         Command::Stage { meeting, reply } => {
             let _ = reply.send(relay.stage(now, &meeting));

@@ -21,4 +21,4 @@ mod types;
 
 pub use driver::{Media, MediaConfig};
 pub use metrics::MediaMetrics;
-pub use types::{IceServer, MediaError, SLOTS, SessionId, SourceKind, StageSource};
+pub use types::{IceServer, MediaError, Route, SLOTS, SessionId, SourceKind, StageSource};

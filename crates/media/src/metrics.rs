@@ -16,6 +16,7 @@ pub struct MediaMetrics {
     pub nacks: IntCounter,
     pub layer_switches: IntCounter,
     pub time_to_first_frame: Histogram,
+    pub replayed_starts: IntCounter,
     pub dropped_datagrams: IntCounterVec,
 }
 
@@ -64,6 +65,10 @@ impl MediaMetrics {
                 )
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0]),
             )?,
+            replayed_starts: IntCounter::new(
+                "townhall_media_replayed_starts_total",
+                "Viewer video m-lines started from the relay's keyframe cache (no request)",
+            )?,
             dropped_datagrams: IntCounterVec::new(
                 Opts::new(
                     "townhall_media_dropped_datagrams_total",
@@ -81,6 +86,7 @@ impl MediaMetrics {
         registry.register(Box::new(m.nacks.clone()))?;
         registry.register(Box::new(m.layer_switches.clone()))?;
         registry.register(Box::new(m.time_to_first_frame.clone()))?;
+        registry.register(Box::new(m.replayed_starts.clone()))?;
         registry.register(Box::new(m.dropped_datagrams.clone()))?;
         for role in ["publisher", "viewer"] {
             m.peers.with_label_values(&[role]).set(0);

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
@@ -24,11 +24,16 @@ use crate::keyframe::starts_keyframe;
 use crate::layers::{RIDS, RateMeter, choose_layer};
 use crate::metrics::MediaMetrics;
 use crate::rewrite::{Rewriter, Vp8Ids};
-use crate::types::{MediaError, SLOTS, SessionId, SourceKind, StageSource};
+use crate::types::{MediaError, Route, SLOTS, SessionId, SourceKind, StageSource};
 
 /// Limits and network facts the relay needs.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
+    /// This relay's shard number, and how many shards the node runs (1: no fan-out).
+    pub shard: u16,
+    pub shards: u16,
+    /// What every shard of the node shares: per-node limits and the session directory.
+    pub shared: Arc<Shared>,
     /// ICE candidates every peer is offered (the node's UDP and TCP addresses).
     pub candidates: Vec<Candidate>,
     /// Viewers this node serves at most, over all meetings.
@@ -44,7 +49,161 @@ pub struct RelayConfig {
     pub max_sessions_per_ip: usize,
     /// A session whose peer has not connected by then is dropped (an offer nobody follows up).
     pub connect_timeout: Duration,
+    /// Remote ICE candidates one session may trickle in all; each one makes str0m's ICE
+    /// agent (and so every later request) slower, so an unbounded number is an attack.
+    pub max_candidates: usize,
+    /// Trickle (`PATCH`) requests one session may make per second on average, and in a burst.
+    pub trickle_per_second: f64,
+    pub trickle_burst: u32,
 }
+
+/// What the shards of one node share: the limits that hold per node rather than per shard
+/// (viewers, sessions per address) and which shard holds each session, so the HTTP side can
+/// route a session's requests. Locked when a session starts or ends, never per packet.
+#[derive(Debug, Default)]
+pub struct Shared {
+    inner: Mutex<Directory>,
+}
+
+#[derive(Debug, Default)]
+struct Directory {
+    per_ip: HashMap<IpAddr, usize>,
+    viewers: usize,
+    shard_viewers: HashMap<u16, usize>,
+    sessions: HashMap<SessionId, u16>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Directory> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shard holding a live session.
+    pub fn shard_of(&self, session: &SessionId) -> Option<u16> {
+        self.lock().sessions.get(session).copied()
+    }
+
+    /// The shard (of `0..shards`) with the fewest viewers, for a new one.
+    pub fn least_loaded(&self, shards: u16) -> u16 {
+        let d = self.lock();
+        (0..shards.max(1))
+            .min_by_key(|s| d.shard_viewers.get(s).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Viewers over all shards.
+    pub fn viewers(&self) -> usize {
+        self.lock().viewers
+    }
+
+    /// Refuses what a new session would exceed, without taking anything.
+    fn check(&self, ip: IpAddr, viewer: bool, config: &RelayConfig) -> Result<(), MediaError> {
+        let d = self.lock();
+        if viewer && d.viewers >= config.max_viewers {
+            return Err(MediaError::MediaFull);
+        }
+        if d.per_ip.get(&ip).copied().unwrap_or(0) >= config.max_sessions_per_ip {
+            return Err(MediaError::TooManySessions);
+        }
+        Ok(())
+    }
+
+    /// Checks and takes a new session's share of the limits, in one step.
+    fn admit(
+        &self,
+        session: &SessionId,
+        ip: IpAddr,
+        viewer: bool,
+        config: &RelayConfig,
+    ) -> Result<(), MediaError> {
+        let mut d = self.lock();
+        if viewer && d.viewers >= config.max_viewers {
+            return Err(MediaError::MediaFull);
+        }
+        let held = d.per_ip.entry(ip).or_default();
+        if *held >= config.max_sessions_per_ip {
+            return Err(MediaError::TooManySessions);
+        }
+        *held += 1;
+        if viewer {
+            d.viewers += 1;
+            *d.shard_viewers.entry(config.shard).or_default() += 1;
+        }
+        d.sessions.insert(session.clone(), config.shard);
+        Ok(())
+    }
+
+    fn release(&self, session: &SessionId, ip: IpAddr, viewer: bool, shard: u16) {
+        let mut d = self.lock();
+        if let Some(n) = d.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                d.per_ip.remove(&ip);
+            }
+        }
+        if viewer {
+            d.viewers -= 1;
+            if let Some(n) = d.shard_viewers.get_mut(&shard) {
+                *n -= 1;
+            }
+        }
+        d.sessions.remove(session);
+    }
+}
+
+/// A publisher's packet (or news of it) for the node's other shards, which forward it to their
+/// own viewers. The packet's payload is shared, never copied per shard or viewer.
+// The packet variant is the common one; boxing it would cost an allocation per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum ShardMessage {
+    Packet {
+        meeting: Arc<MeetingId>,
+        /// The publisher's key, unique over the node (its shard is in the top bits).
+        publisher: u64,
+        slot: usize,
+        kind: MediaKind,
+        layer: usize,
+        layer_rates: [u64; 3],
+        simulcast: bool,
+        packet: Packet,
+    },
+    /// The publisher left: its slot is free.
+    Gone {
+        meeting: Arc<MeetingId>,
+        publisher: u64,
+    },
+    /// A viewer on another shard wants a keyframe of the publisher's layer.
+    KeyframeRequest { publisher: u64, layer: usize },
+}
+
+impl ShardMessage {
+    /// The one shard this message is for, or `None` for every other shard.
+    pub fn target(&self) -> Option<u16> {
+        match self {
+            ShardMessage::KeyframeRequest { publisher, .. } => Some(shard_of_key(*publisher)),
+            _ => None,
+        }
+    }
+}
+
+/// Peer keys carry their shard in the top 16 bits, so a publisher's key names it node-wide.
+fn shard_of_key(key: PeerKey) -> u16 {
+    (key >> 48) as u16
+}
+
+/// A publisher of another shard, as this shard knows it: from its packets.
+#[derive(Debug)]
+struct Remote {
+    meeting: Arc<MeetingId>,
+    has_video: bool,
+    simulcast: bool,
+    layers: [InLayer; 3],
+}
+
+/// The relay's housekeeping (unconnected sessions, idle sources) runs at least this often,
+/// however far away every peer's own timer is.
+pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// A datagram the driver must send.
 #[derive(Debug)]
@@ -54,6 +213,41 @@ pub struct Outgoing {
     pub destination: SocketAddr,
     pub data: Vec<u8>,
 }
+
+/// One publisher RTP packet as forwarding needs it, looked at once: owned and cheap to clone
+/// (the payload is shared, never copied), so it can wait in a keyframe cache for viewers who
+/// join later.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub pt: Pt,
+    /// The publisher's codec for `pt`.
+    pub spec: CodecSpec,
+    pub payload: Arc<[u8]>,
+    /// When it arrived.
+    pub received: Instant,
+    /// The header extensions a viewer gets (audio level, voice activity, orientation).
+    pub ext: ExtensionValues,
+    /// The first packet of a keyframe.
+    pub keyframe: bool,
+    pub vp8: Vp8Ids,
+    /// The parsed VP8 descriptor (VP8 video only), so patching it costs no parse per viewer.
+    pub vp8_descriptor: Option<Vp8Descriptor>,
+}
+
+/// Packets one publisher layer's keyframe cache holds at most (≈ 1 MB of 1,100-byte packets,
+/// several seconds of a camera); a longer group of pictures is not kept, and viewers joining
+/// then wait for a requested keyframe instead.
+pub const MAX_GOP_PACKETS: usize = 1000;
+
+/// How often cached packets are replayed to starting viewers, how many per round in all, and
+/// how many per viewer: many joins at once cost a bounded burst per round instead of one
+/// cache per viewer at the same instant (which a socket buffer would drop).
+pub const REPLAY_TICK: Duration = Duration::from_millis(5);
+pub const REPLAY_BUDGET: usize = 256;
+pub const REPLAY_PER_VIEWER: usize = 32;
 
 /// A new session's id and SDP answer.
 #[derive(Debug)]
@@ -79,10 +273,19 @@ pub struct Relay {
     viewers: usize,
     sinks: Sinks,
     /// Sessions that ended lately (ICE gone, meeting ended), so a client's `DELETE` that comes
-    /// after its peer connection closed still gets 200, not 404.
-    recently_closed: std::collections::VecDeque<SessionId>,
-    sessions_per_ip: HashMap<IpAddr, usize>,
+    /// after its peer connection closed still gets 200, not 404 (under its own meeting and
+    /// route only).
+    recently_closed: std::collections::VecDeque<(SessionId, Arc<MeetingId>, Route)>,
     last_sweep: Instant,
+    /// Viewers with a track starting from a publisher's keyframe cache, in turn order.
+    replaying: Vec<PeerKey>,
+    last_replay: Option<Instant>,
+    /// Reused buffer of cached packets being replayed (no allocation per round).
+    replay_scratch: Vec<Packet>,
+    /// Publishers of other shards whose packets reach this one.
+    remotes: HashMap<PeerKey, Remote>,
+    /// Messages for the other shards, taken by the driver.
+    exports: Vec<ShardMessage>,
 }
 
 /// How many ended sessions [`Relay::close`] still recognises.
@@ -100,6 +303,8 @@ struct Sinks {
     to_forward: Vec<(PeerKey, RtpPacket)>,
     /// Keyframe requests gathered while forwarding: (publisher, layer).
     to_request: Vec<(PeerKey, usize)>,
+    /// Viewers that started a track from a keyframe cache while forwarding.
+    to_replay: Vec<PeerKey>,
     to_remove: Vec<PeerKey>,
 }
 
@@ -120,11 +325,43 @@ struct Peer {
     ip: IpAddr,
     connected: bool,
     role: Role,
+    /// Remote candidates trickled so far, against `max_candidates`.
+    candidates: usize,
+    trickles: Bucket,
+}
+
+/// A token bucket: `rate` per second on average, `burst` at once. Time is passed in.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(burst: u32, now: Instant) -> Self {
+        Bucket {
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant, rate: f64, burst: u32) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Debug)]
 enum Role {
-    Publisher(Publisher),
+    /// Boxed: a publisher carries its layers' keyframe caches; viewers are the many.
+    Publisher(Box<Publisher>),
     Viewer(Viewer),
 }
 
@@ -146,6 +383,29 @@ struct Publisher {
 struct InLayer {
     rate: RateMeter,
     last_keyframe_request: Option<Instant>,
+    /// The latest keyframe and every packet after it, while that is at most
+    /// `MAX_GOP_PACKETS`; empty otherwise. A new viewer starts from it without asking the
+    /// publisher for a keyframe.
+    gop: Vec<Packet>,
+    /// Counts keyframes cached, so a viewer replaying an older cache notices it was replaced.
+    gop_generation: u64,
+}
+
+impl InLayer {
+    /// Keeps `packet` in the cache: a keyframe starts a new one; a cache that grows too long
+    /// is dropped until the next keyframe.
+    fn cache(&mut self, packet: &Packet) {
+        if packet.keyframe {
+            self.gop.clear();
+            self.gop_generation += 1;
+        } else if self.gop.is_empty() {
+            return;
+        } else if self.gop.len() >= MAX_GOP_PACKETS {
+            self.gop = Vec::new();
+            return;
+        }
+        self.gop.push(packet.clone());
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -179,32 +439,40 @@ struct OutTrack {
     /// When this m-line last asked for a keyframe, so a waiting viewer asks once per
     /// interval rather than on every packet.
     keyframe_asked: Option<Instant>,
+    /// Set while this m-line is fed from its source's keyframe cache rather than live.
+    replay: Option<Replay>,
+}
+
+/// Where a starting viewer's m-line stands in a keyframe cache.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    generation: u64,
+    /// Index of the next cached packet to write.
+    next: usize,
 }
 
 /// What forwarding needs to know about one incoming packet, looked up once for all viewers.
-struct Incoming<'a> {
+struct Incoming {
     publisher: PeerKey,
     slot: usize,
     kind: MediaKind,
     layer: usize,
-    spec: CodecSpec,
-    keyframe: bool,
-    vp8: Vp8Ids,
-    /// The parsed VP8 descriptor (VP8 video only), so patching it costs no parse per viewer.
-    vp8_descriptor: Option<Vp8Descriptor>,
     layer_rates: [u64; 3],
+    /// Per layer: whether a keyframe cache is there to start a viewer from.
+    cached: [bool; 3],
     video_sources: u64,
     keyframe_interval: Duration,
-    packet: &'a RtpPacket,
+    packet: Packet,
 }
 
 impl Relay {
     pub fn new(config: RelayConfig, metrics: MediaMetrics, now: Instant) -> Self {
+        let shard = config.shard;
         Relay {
             config,
             metrics,
             epoch: now,
-            next_key: 1,
+            next_key: (u64::from(shard) << 48) | 1,
             peers: HashMap::new(),
             sessions: HashMap::new(),
             rooms: HashMap::new(),
@@ -212,8 +480,12 @@ impl Relay {
             viewers: 0,
             sinks: Sinks::default(),
             recently_closed: std::collections::VecDeque::new(),
-            sessions_per_ip: HashMap::new(),
             last_sweep: now,
+            replaying: Vec::new(),
+            last_replay: None,
+            replay_scratch: Vec::new(),
+            remotes: HashMap::new(),
+            exports: Vec::new(),
         }
     }
 
@@ -277,7 +549,7 @@ impl Relay {
                     .into(),
             ));
         }
-        let role = Role::Publisher(Publisher {
+        let role = Role::Publisher(Box::new(Publisher {
             slot,
             source,
             label,
@@ -291,8 +563,8 @@ impl Relay {
             has_video: !video.is_empty(),
             last_video: None,
             last_audio: None,
-        });
-        let key = self.insert(now, ip, meeting.clone(), rtc, role);
+        }));
+        let key = self.insert(now, ip, meeting.clone(), rtc, role)?;
         if let Some(room) = self.rooms.get_mut(&meeting) {
             room.slots[slot] = Some(key);
         }
@@ -310,10 +582,7 @@ impl Relay {
         meeting: MeetingId,
         offer: &str,
     ) -> Result<Answer, MediaError> {
-        if self.viewers >= self.config.max_viewers {
-            return Err(MediaError::MediaFull);
-        }
-        self.check_ip(ip)?;
+        self.config.shared.check(ip, true, &self.config)?;
         // The estimate is only worth its pacer when there are layers to choose between: a pacer
         // held to an estimate below a single-layer stream's rate only queues it (up to 2 s),
         // which is delay and no help. So viewers of a meeting without simulcast (OBS, most
@@ -322,6 +591,7 @@ impl Relay {
         let simulcast = self.rooms.get(&meeting).is_some_and(|room| {
             room.slots.iter().flatten().any(|k| {
                 matches!(self.peers.get(k), Some(Peer { role: Role::Publisher(p), .. }) if p.simulcast)
+                    || self.remotes.get(k).is_some_and(|r| r.simulcast)
             })
         });
         let mut rtc = self.new_rtc(now, simulcast);
@@ -339,6 +609,7 @@ impl Relay {
             rewriter: Rewriter::new(rand::random::<u16>() & 0x3fff),
             pt_map: None,
             keyframe_asked: None,
+            replay: None,
         };
         // Ask for more than the initial estimate so the estimator probes up to the top layer.
         if simulcast {
@@ -360,7 +631,7 @@ impl Relay {
             first_frame_seen: false,
             nacks_seen: Vec::new(),
         });
-        let key = self.insert(now, ip, meeting.clone(), rtc, role);
+        let key = self.insert(now, ip, meeting.clone(), rtc, role)?;
         self.viewers += 1;
         // The first packet of each source asks its publisher for a keyframe for this viewer.
         self.rooms.entry(meeting).or_default().viewers.push(key);
@@ -371,11 +642,7 @@ impl Relay {
     }
 
     fn check_ip(&self, ip: IpAddr) -> Result<(), MediaError> {
-        let held = self.sessions_per_ip.get(&ip).copied().unwrap_or(0);
-        if held >= self.config.max_sessions_per_ip {
-            return Err(MediaError::TooManySessions);
-        }
-        Ok(())
+        self.config.shared.check(ip, false, &self.config)
     }
 
     fn insert(
@@ -385,13 +652,16 @@ impl Relay {
         meeting: MeetingId,
         rtc: Rtc,
         role: Role,
-    ) -> PeerKey {
+    ) -> Result<PeerKey, MediaError> {
+        let session = SessionId::random();
+        let viewer = matches!(role, Role::Viewer(_));
+        self.config
+            .shared
+            .admit(&session, ip, viewer, &self.config)?;
         let key = self.next_key;
         self.next_key += 1;
-        let session = SessionId::random();
         self.metrics.peers.with_label_values(&[role.label()]).inc();
         self.sessions.insert(session.clone(), key);
-        *self.sessions_per_ip.entry(ip).or_default() += 1;
         self.peers.insert(
             key,
             Peer {
@@ -403,11 +673,13 @@ impl Relay {
                 ip,
                 connected: false,
                 role,
+                candidates: 0,
+                trickles: Bucket::new(self.config.trickle_burst, now),
             },
         );
         self.sinks.timers.push(Reverse((now, key)));
         self.poll(key, now);
-        key
+        Ok(key)
     }
 
     /// Trickled candidates (`application/trickle-ice-sdpfrag`): only `a=candidate` lines matter
@@ -415,10 +687,17 @@ impl Relay {
     pub fn trickle(
         &mut self,
         now: Instant,
+        route: Route,
+        meeting: &MeetingId,
         session: &SessionId,
         frag: &str,
     ) -> Result<(), MediaError> {
-        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let key = self.find(session, meeting, route)?;
+        let (rate, burst) = (self.config.trickle_per_second, self.config.trickle_burst);
+        let peer = self.peers.get_mut(&key).ok_or(MediaError::NoSession)?;
+        if !peer.trickles.take(now, rate, burst) {
+            return Err(MediaError::RateLimited);
+        }
         let mut candidates = Vec::new();
         for line in frag.lines().map(str::trim) {
             if line.starts_with("a=ice-ufrag") || line.starts_with("a=ice-pwd") {
@@ -432,6 +711,11 @@ impl Relay {
             }
         }
         let peer = self.peers.get_mut(&key).ok_or(MediaError::NoSession)?;
+        let max = self.config.max_candidates;
+        if peer.candidates + candidates.len() > max {
+            return Err(MediaError::TooManyCandidates(max));
+        }
+        peer.candidates += candidates.len();
         for c in candidates {
             peer.rtc.add_remote_candidate(c);
         }
@@ -439,27 +723,60 @@ impl Relay {
         Ok(())
     }
 
+    /// The peer of a session, if it was made under this meeting and route; any mismatch is
+    /// `NoSession`, exactly as for an id that never existed.
+    fn find(
+        &self,
+        session: &SessionId,
+        meeting: &MeetingId,
+        route: Route,
+    ) -> Result<PeerKey, MediaError> {
+        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let peer = self.peers.get(&key).ok_or(MediaError::NoSession)?;
+        if *peer.meeting != *meeting || peer.role.route() != route {
+            return Err(MediaError::NoSession);
+        }
+        Ok(key)
+    }
+
     /// Ends a session (WHIP/WHEP `DELETE`).
-    pub fn close(&mut self, session: &SessionId) -> Result<(), MediaError> {
-        match self.sessions.get(session) {
-            Some(&key) => {
+    pub fn close(
+        &mut self,
+        route: Route,
+        meeting: &MeetingId,
+        session: &SessionId,
+    ) -> Result<(), MediaError> {
+        match self.find(session, meeting, route) {
+            Ok(key) => {
                 self.remove(key);
                 Ok(())
             }
-            None if self.recently_closed.contains(session) => Ok(()),
-            None => Err(MediaError::NoSession),
+            Err(_)
+                if self
+                    .recently_closed
+                    .iter()
+                    .any(|(s, m, r)| s == session && **m == *meeting && *r == route) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
     /// Sets a viewer's simulcast layer by rid, or automatic with `None`.
-    pub fn set_layer(&mut self, session: &SessionId, rid: Option<&str>) -> Result<(), MediaError> {
+    pub fn set_layer(
+        &mut self,
+        meeting: &MeetingId,
+        session: &SessionId,
+        rid: Option<&str>,
+    ) -> Result<(), MediaError> {
         let layer = match rid {
             None => None,
             Some(r) => Some(RIDS.iter().position(|x| *x == r).ok_or_else(|| {
                 MediaError::BadRequest(format!("unknown encodingId {r:?}; use q, h or f"))
             })?),
         };
-        let key = *self.sessions.get(session).ok_or(MediaError::NoSession)?;
+        let key = self.find(session, meeting, Route::Whep)?;
         match self.peers.get_mut(&key).map(|p| &mut p.role) {
             Some(Role::Viewer(v)) => {
                 v.manual_layer = layer;
@@ -537,6 +854,7 @@ impl Relay {
             }
         }
         self.rooms.remove(meeting);
+        self.remotes.retain(|_, r| *r.meeting != *meeting);
     }
 
     /// Number of peers (publishers, viewers).
@@ -591,7 +909,7 @@ impl Relay {
         };
         let peer = self.peers.get_mut(&key).expect("routed peer exists");
         if let Err(e) = peer.rtc.handle_input(input) {
-            tracing::debug!(session = %peer.session, error = %e, "peer failed on input; closing");
+            tracing::debug!(peer = key, error = %e, "peer failed on input; closing");
             self.remove(key);
             return;
         }
@@ -599,20 +917,27 @@ impl Relay {
         self.after_poll(now);
     }
 
-    /// When the relay next needs [`Relay::handle_timeout`].
+    /// When the relay next needs [`Relay::handle_timeout`]: the earliest peer timer, and never
+    /// later than the next housekeeping while any peer exists (str0m may not wake an
+    /// unconnected peer for a long time, yet its session must still be dropped on time).
     pub fn next_timeout(&mut self) -> Option<Instant> {
+        let mut housekeeping = (!self.peers.is_empty()).then(|| self.last_sweep + HOUSEKEEPING);
+        if !self.replaying.is_empty() {
+            let next = self.last_replay.map_or(self.epoch, |at| at + REPLAY_TICK);
+            housekeeping = housekeeping.map(|h| h.min(next));
+        }
         while let Some(&Reverse((at, key))) = self.sinks.timers.peek() {
             if self.peers.get(&key).is_some_and(|p| p.timeout == at) {
-                return Some(at);
+                return Some(housekeeping.map_or(at, |h| h.min(at)));
             }
             self.sinks.timers.pop();
         }
-        None
+        housekeeping
     }
 
     /// Advances every peer whose timer is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+        if now.saturating_duration_since(self.last_sweep) >= HOUSEKEEPING {
             self.last_sweep = now;
             self.sweep_unconnected(now);
         }
@@ -631,7 +956,7 @@ impl Relay {
                 continue;
             };
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                tracing::debug!(session = %peer.session, error = %e, "peer failed on timeout; closing");
+                tracing::debug!(peer = key, error = %e, "peer failed on timeout; closing");
                 self.remove(key);
                 continue;
             }
@@ -684,9 +1009,134 @@ impl Relay {
             }
         }
         self.flush_requests(now);
+        self.replaying.append(&mut self.sinks.to_replay);
+        self.replay(now);
         while let Some(key) = self.sinks.to_remove.pop() {
             self.remove(key);
         }
+    }
+
+    /// One round of keyframe-cache replay, at most every `REPLAY_TICK`: each starting viewer
+    /// in turn gets up to `REPLAY_PER_VIEWER` cached packets, `REPLAY_BUDGET` in all.
+    fn replay(&mut self, now: Instant) {
+        if self.replaying.is_empty()
+            || self
+                .last_replay
+                .is_some_and(|at| now.saturating_duration_since(at) < REPLAY_TICK)
+        {
+            return;
+        }
+        self.last_replay = Some(now);
+        let mut budget = REPLAY_BUDGET;
+        let queue = std::mem::take(&mut self.replaying);
+        let (mut done, mut waiting) = (Vec::new(), Vec::new());
+        for viewer in queue {
+            if budget == 0 {
+                waiting.push(viewer);
+                continue;
+            }
+            if self.replay_viewer(viewer, now, &mut budget) {
+                done.push(viewer);
+            }
+        }
+        // Those not served this round go first in the next.
+        waiting.append(&mut done);
+        self.replaying = waiting;
+    }
+
+    /// Writes the next cached packets to one viewer's starting m-lines. True while it has more.
+    fn replay_viewer(&mut self, viewer: PeerKey, now: Instant, budget: &mut usize) -> bool {
+        let now_ms = self.ms(now);
+        let Some(Peer {
+            role: Role::Viewer(v),
+            ..
+        }) = self.peers.get(&viewer)
+        else {
+            return false;
+        };
+        let starting: Vec<(usize, PeerKey, usize, Replay)> = v
+            .video
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.source?, t.layer?, t.replay?)))
+            .collect();
+        let mut more = false;
+        for (index, publisher, layer, mut replay) in starting {
+            // Copy the next packets (shared payloads) out of the publisher's cache.
+            let mut scratch = std::mem::take(&mut self.replay_scratch);
+            scratch.clear();
+            let cache = match self.peers.get(&publisher) {
+                Some(Peer {
+                    role: Role::Publisher(p),
+                    ..
+                }) => Some(&p.layers[layer]),
+                _ => self.remotes.get(&publisher).map(|r| &r.layers[layer]),
+            }
+            .filter(|c| !c.gop.is_empty());
+            let mut first = false;
+            let mut caught_up = false;
+            let has_cache = cache.is_some();
+            if let Some(c) = cache {
+                if c.gop_generation != replay.generation {
+                    // A newer keyframe replaced the cache: start over from it.
+                    replay = Replay {
+                        generation: c.gop_generation,
+                        next: 0,
+                    };
+                }
+                first = replay.next == 0;
+                let end = (replay.next + REPLAY_PER_VIEWER.min(*budget)).min(c.gop.len());
+                scratch.extend_from_slice(&c.gop[replay.next..end]);
+                *budget -= end - replay.next;
+                replay.next = end;
+                caught_up = end == c.gop.len();
+            }
+            let Some(peer) = self.peers.get_mut(&viewer) else {
+                self.replay_scratch = scratch;
+                return false;
+            };
+            let Role::Viewer(v) = &mut peer.role else {
+                unreachable!("checked above")
+            };
+            let track = &mut v.video[index];
+            if !has_cache {
+                // The cache is gone (too long, or the publisher left): wait for a keyframe.
+                track.replay = None;
+                track.layer = None;
+                self.replay_scratch = scratch;
+                continue;
+            }
+            for (i, packet) in scratch.iter().enumerate() {
+                if i == 0 && first {
+                    // The cached keyframe: the m-line starts (or starts over) here.
+                    track.rewriter.switch(
+                        packet.seq,
+                        packet.ts,
+                        packet.vp8,
+                        now_ms,
+                        packet.spec.clock_rate.get(),
+                    );
+                    if !v.first_frame_seen {
+                        v.first_frame_seen = true;
+                        self.metrics
+                            .time_to_first_frame
+                            .observe(now.duration_since(peer.created).as_secs_f64());
+                    }
+                }
+                write_packet(&mut peer.rtc, track, packet, true, now_ms, &self.metrics);
+            }
+            if caught_up {
+                // From here on the m-line is fed live.
+                track.replay = None;
+                self.metrics.replayed_starts.inc();
+            } else {
+                track.replay = Some(replay);
+                more = true;
+            }
+            self.replay_scratch = scratch;
+            drain_peer(peer, viewer, now, &mut self.sinks, &self.metrics);
+        }
+        more
     }
 
     fn forward(&mut self, now: Instant, publisher: PeerKey, packet: &RtpPacket) {
@@ -694,7 +1144,7 @@ impl Relay {
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };
-        let Some(mut incoming) = inspect(peer, publisher, packet, now, now_ms) else {
+        let Some(incoming) = inspect(peer, publisher, packet, now, now_ms) else {
             return;
         };
         self.metrics.received_packets.inc();
@@ -702,7 +1152,25 @@ impl Relay {
             .received_bytes
             .inc_by(packet.payload.len() as u64);
         let meeting = Arc::clone(&peer.meeting);
-        let Some(room) = self.rooms.get(&meeting) else {
+        if self.config.shards > 1 {
+            let simulcast = matches!(&peer.role, Role::Publisher(p) if p.simulcast);
+            self.exports.push(ShardMessage::Packet {
+                meeting: Arc::clone(&meeting),
+                publisher,
+                slot: incoming.slot,
+                kind: incoming.kind,
+                layer: incoming.layer,
+                layer_rates: incoming.layer_rates,
+                simulcast,
+                packet: incoming.packet.clone(),
+            });
+        }
+        self.deliver(now, now_ms, &meeting, incoming);
+    }
+
+    /// Forwards one publisher packet (of this shard or another) to this shard's viewers.
+    fn deliver(&mut self, now: Instant, now_ms: u64, meeting: &MeetingId, mut incoming: Incoming) {
+        let Some(room) = self.rooms.get(meeting) else {
             return;
         };
         incoming.keyframe_interval = self.config.keyframe_interval;
@@ -712,6 +1180,7 @@ impl Relay {
             .flatten()
             .filter(|k| {
                 matches!(self.peers.get(k), Some(Peer { role: Role::Publisher(p), .. }) if p.has_video)
+                    || self.remotes.get(k).is_some_and(|r| r.has_video)
             })
             .count()
             .max(1) as u64;
@@ -723,11 +1192,12 @@ impl Relay {
             };
             if forward_to(
                 peer,
+                viewer,
                 &incoming,
                 now,
                 now_ms,
                 &self.metrics,
-                &mut self.sinks.to_request,
+                &mut self.sinks,
             ) {
                 // Poll right away: the viewer's packet leaves now, not at its next timer.
                 drain_peer(peer, viewer, now, &mut self.sinks, &self.metrics);
@@ -735,11 +1205,103 @@ impl Relay {
         }
     }
 
+    /// A message from another shard of the node: a publisher's packet to forward to this
+    /// shard's viewers (and keep in this shard's keyframe cache), a publisher gone, or a
+    /// keyframe request for a publisher of this shard.
+    pub fn ingest(&mut self, now: Instant, message: &ShardMessage) {
+        match message {
+            ShardMessage::Packet {
+                meeting,
+                publisher,
+                slot,
+                kind,
+                layer,
+                layer_rates,
+                simulcast,
+                packet,
+            } => {
+                if *slot >= SLOTS || *layer >= RIDS.len() {
+                    return;
+                }
+                let remote = self.remotes.entry(*publisher).or_insert_with(|| Remote {
+                    meeting: Arc::clone(meeting),
+                    has_video: false,
+                    simulcast: false,
+                    layers: Default::default(),
+                });
+                remote.simulcast = *simulcast;
+                let mut cached = [false; 3];
+                if *kind == MediaKind::Video {
+                    remote.has_video = true;
+                    remote.layers[*layer].cache(packet);
+                    for (i, l) in remote.layers.iter().enumerate() {
+                        cached[i] = !l.gop.is_empty();
+                    }
+                }
+                let room = self.rooms.entry((**meeting).clone()).or_default();
+                room.slots[*slot] = Some(*publisher);
+                let incoming = Incoming {
+                    publisher: *publisher,
+                    slot: *slot,
+                    kind: *kind,
+                    layer: *layer,
+                    layer_rates: *layer_rates,
+                    cached,
+                    video_sources: 1,
+                    keyframe_interval: Duration::ZERO,
+                    packet: packet.clone(),
+                };
+                let now_ms = self.ms(now);
+                self.deliver(now, now_ms, meeting, incoming);
+            }
+            ShardMessage::Gone { meeting, publisher } => {
+                self.remotes.remove(publisher);
+                if let Some(room) = self.rooms.get_mut(&**meeting) {
+                    for s in room.slots.iter_mut().filter(|s| **s == Some(*publisher)) {
+                        *s = None;
+                    }
+                    if room.viewers.is_empty() && room.slots.iter().all(Option::is_none) {
+                        self.rooms.remove(&**meeting);
+                    }
+                }
+            }
+            ShardMessage::KeyframeRequest { publisher, layer } => {
+                if *layer < RIDS.len() {
+                    self.sinks.to_request.push((*publisher, *layer));
+                }
+            }
+        }
+        self.after_poll(now);
+    }
+
+    /// Messages for the node's other shards (see [`ShardMessage::target`]).
+    pub fn drain_exports(&mut self) -> std::vec::Drain<'_, ShardMessage> {
+        self.exports.drain(..)
+    }
+
     /// Asks publishers for keyframes, at most once per layer per `keyframe_interval`.
     fn flush_requests(&mut self, now: Instant) {
         let interval = self.config.keyframe_interval;
         for (publisher, layer) in self.sinks.to_request.drain(..) {
             let Some(peer) = self.peers.get_mut(&publisher) else {
+                // A publisher of another shard: that shard sends the request (and throttles
+                // it too); this one throttles what it passes on.
+                if let Some(remote) = self.remotes.get_mut(&publisher) {
+                    let state = &mut remote.layers[layer];
+                    if state
+                        .last_keyframe_request
+                        .is_some_and(|t| now.duration_since(t) < interval)
+                    {
+                        self.metrics
+                            .keyframe_requests
+                            .with_label_values(&["throttled"])
+                            .inc();
+                    } else {
+                        state.last_keyframe_request = Some(now);
+                        self.exports
+                            .push(ShardMessage::KeyframeRequest { publisher, layer });
+                    }
+                }
                 continue;
             };
             let Role::Publisher(p) = &mut peer.role else {
@@ -782,16 +1344,24 @@ impl Relay {
         };
         peer.rtc.disconnect();
         self.sessions.remove(&peer.session);
-        if let Some(n) = self.sessions_per_ip.get_mut(&peer.ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.sessions_per_ip.remove(&peer.ip);
-            }
+        let viewer = matches!(peer.role, Role::Viewer(_));
+        self.config
+            .shared
+            .release(&peer.session, peer.ip, viewer, self.config.shard);
+        if !viewer && self.config.shards > 1 {
+            self.exports.push(ShardMessage::Gone {
+                meeting: Arc::clone(&peer.meeting),
+                publisher: key,
+            });
         }
         if self.recently_closed.len() == RECENTLY_CLOSED {
             self.recently_closed.pop_front();
         }
-        self.recently_closed.push_back(peer.session.clone());
+        self.recently_closed.push_back((
+            peer.session.clone(),
+            Arc::clone(&peer.meeting),
+            peer.role.route(),
+        ));
         self.routes.retain(|_, k| *k != key);
         self.metrics
             .peers
@@ -815,11 +1385,19 @@ impl Relay {
         } else if matches!(peer.role, Role::Viewer(_)) {
             self.viewers -= 1;
         }
-        tracing::debug!(session = %peer.session, meeting = %peer.meeting, "media session closed");
+        // Never the session id: it is the capability to end the session.
+        tracing::debug!(peer = key, meeting = %peer.meeting, "media session closed");
     }
 }
 
 impl Role {
+    fn route(&self) -> Route {
+        match self {
+            Role::Publisher(_) => Route::Whip,
+            Role::Viewer(_) => Route::Whep,
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self {
             Role::Publisher(_) => "publisher",
@@ -863,11 +1441,12 @@ fn media_lines(answer: &str, direction: Direction) -> (Vec<Mid>, Vec<Mid>) {
 /// Decides whether one viewer gets this packet, and writes it if so. True if written.
 fn forward_to(
     peer: &mut Peer,
-    incoming: &Incoming<'_>,
+    key: PeerKey,
+    incoming: &Incoming,
     now: Instant,
     now_ms: u64,
     metrics: &MediaMetrics,
-    requests: &mut Vec<(PeerKey, usize)>,
+    sinks: &mut Sinks,
 ) -> bool {
     let Role::Viewer(viewer) = &mut peer.role else {
         return false;
@@ -881,37 +1460,49 @@ fn forward_to(
     let Some(track) = tracks.get_mut(incoming.slot) else {
         return false;
     };
-    let packet = incoming.packet;
-    let clock = incoming.spec.clock_rate.get();
+    let packet = &incoming.packet;
+    let clock = packet.spec.clock_rate.get();
     if track.source != Some(incoming.publisher) {
         track.source = Some(incoming.publisher);
         track.layer = None;
         track.pt_map = None;
         track.keyframe_asked = None;
+        track.replay = None;
     }
     if is_video {
+        if track.replay.is_some() {
+            // Catching up from the keyframe cache, which holds this packet too.
+            return false;
+        }
         let budget = viewer.estimate.as_u64() * 85 / 100 / incoming.video_sources;
         let target = choose_layer(&incoming.layer_rates, budget, viewer.manual_layer)
             .unwrap_or(incoming.layer);
+        if track.layer.is_none() && incoming.cached[target] {
+            // Start from the latest keyframe the relay holds: no request to the publisher,
+            // no wait for its next keyframe.
+            track.layer = Some(target);
+            track.replay = Some(Replay {
+                generation: 0,
+                next: 0,
+            });
+            sinks.to_replay.push(key);
+            return false;
+        }
         let asked_lately = track
             .keyframe_asked
             .is_some_and(|at| now.duration_since(at) < incoming.keyframe_interval);
         if track.layer != Some(target) && !asked_lately {
             track.keyframe_asked = Some(now);
-            requests.push((incoming.publisher, target));
+            sinks.to_request.push((incoming.publisher, target));
         }
-        if incoming.layer == target && incoming.keyframe && track.layer != Some(target) {
+        if incoming.layer == target && packet.keyframe && track.layer != Some(target) {
             if track.layer.is_some() {
                 metrics.layer_switches.inc();
             }
             track.layer = Some(target);
-            track.rewriter.switch(
-                *packet.seq_no,
-                packet.header.timestamp,
-                incoming.vp8,
-                now_ms,
-                clock,
-            );
+            track
+                .rewriter
+                .switch(packet.seq, packet.ts, packet.vp8, now_ms, clock);
             if !viewer.first_frame_seen {
                 viewer.first_frame_seen = true;
                 metrics
@@ -924,30 +1515,36 @@ fn forward_to(
         }
     } else if track.layer.is_none() {
         track.layer = Some(0);
-        track.rewriter.switch(
-            *packet.seq_no,
-            packet.header.timestamp,
-            Vp8Ids::default(),
-            now_ms,
-            clock,
-        );
+        track
+            .rewriter
+            .switch(packet.seq, packet.ts, Vp8Ids::default(), now_ms, clock);
     }
-    let Some(out) = track.rewriter.rewrite(
-        *packet.seq_no,
-        packet.header.timestamp,
-        incoming.vp8,
-        now_ms,
-    ) else {
+    write_packet(&mut peer.rtc, track, packet, is_video, now_ms, metrics)
+}
+
+/// Rewrites one packet for a viewer's m-line and hands it to the viewer's str0m stream.
+/// True if written (false for a packet from before the m-line's last switch).
+fn write_packet(
+    rtc: &mut Rtc,
+    track: &mut OutTrack,
+    packet: &Packet,
+    is_video: bool,
+    now_ms: u64,
+    metrics: &MediaMetrics,
+) -> bool {
+    let Some(out) = track
+        .rewriter
+        .rewrite(packet.seq, packet.ts, packet.vp8, now_ms)
+    else {
         return false;
     };
-    let in_pt = packet.header.payload_type;
     let out_pt = match track.pt_map {
-        Some((from, to)) if from == in_pt => to,
+        Some((from, to)) if from == packet.pt => to,
         _ => {
-            let Some(to) = matching_pt(&peer.rtc, track.mid, &incoming.spec) else {
+            let Some(to) = matching_pt(rtc, track.mid, &packet.spec) else {
                 return false;
             };
-            track.pt_map = Some((in_pt, to));
+            track.pt_map = Some((packet.pt, to));
             to
         }
     };
@@ -955,18 +1552,13 @@ fn forward_to(
         out_pt,
         out.seq.into(),
         out.ts,
-        packet.timestamp,
+        packet.received,
         Arc::clone(&packet.payload),
     )
-    .marker(packet.header.marker)
+    .marker(packet.marker)
     .nackable(is_video)
-    .ext_vals(ExtensionValues {
-        audio_level: packet.header.ext_vals.audio_level,
-        voice_activity: packet.header.ext_vals.voice_activity,
-        video_orientation: packet.header.ext_vals.video_orientation,
-        ..Default::default()
-    });
-    if let (Some(pid), Some(d)) = (out.picture_id, incoming.vp8_descriptor) {
+    .ext_vals(packet.ext.clone());
+    if let (Some(pid), Some(d)) = (out.picture_id, packet.vp8_descriptor) {
         let mut patch = d.patch().picture_id(pid);
         if let Some(tl0) = out.tl0_pic_idx {
             patch = patch.tl0_pic_idx(tl0);
@@ -975,9 +1567,8 @@ fn forward_to(
             write = write.vp8_patch(patch);
         }
     }
-    let mid = track.mid;
-    let mut api = peer.rtc.direct_api();
-    let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+    let mut api = rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(track.mid, None) else {
         return false;
     };
     stream.write_rtp(write);
@@ -1071,7 +1662,7 @@ fn drain_peer(
                 _ => {}
             },
             Err(e) => {
-                tracing::debug!(session = %peer.session, error = %e, "peer failed; closing");
+                tracing::debug!(peer = key, error = %e, "peer failed; closing");
                 sinks.to_remove.push(key);
                 set_timeout(
                     peer,
@@ -1089,14 +1680,15 @@ fn drain_peer(
 }
 
 /// Looks up what every viewer's forwarding needs about a publisher's packet, and updates the
-/// publisher's per-layer rates and liveness. `None` for a packet of no known stream or codec.
-fn inspect<'a>(
+/// publisher's per-layer rates, keyframe cache and liveness. `None` for a packet of no known
+/// stream or codec.
+fn inspect(
     peer: &mut Peer,
     publisher: PeerKey,
-    packet: &'a RtpPacket,
+    packet: &RtpPacket,
     now: Instant,
     now_ms: u64,
-) -> Option<Incoming<'a>> {
+) -> Option<Incoming> {
     let Role::Publisher(p) = &mut peer.role else {
         return None;
     };
@@ -1129,23 +1721,46 @@ fn inspect<'a>(
         .find(|params| params.pt() == pt)?
         .spec();
     let is_video = track.kind == MediaKind::Video;
+    let ext = &packet.header.ext_vals;
+    let mut out = Packet {
+        seq: *packet.seq_no,
+        ts: packet.header.timestamp,
+        marker: packet.header.marker,
+        pt,
+        spec,
+        payload: Arc::clone(&packet.payload),
+        received: packet.timestamp,
+        ext: ExtensionValues {
+            audio_level: ext.audio_level,
+            voice_activity: ext.voice_activity,
+            video_orientation: ext.video_orientation,
+            ..Default::default()
+        },
+        keyframe: false,
+        vp8: Vp8Ids::default(),
+        vp8_descriptor: None,
+    };
     let mut layer_rates = [0; 3];
-    let (mut keyframe, mut vp8, mut vp8_descriptor) = (false, Vp8Ids::default(), None);
+    let mut cached = [false; 3];
     if is_video {
         p.last_video = Some(now);
         p.layers[track.layer].rate.add(now_ms, packet.payload.len());
         for (i, l) in p.layers.iter_mut().enumerate() {
             layer_rates[i] = l.rate.bps(now_ms);
         }
-        keyframe = starts_keyframe(spec.codec, &packet.payload);
+        out.keyframe = starts_keyframe(spec.codec, &packet.payload);
         if spec.codec == Codec::Vp8
             && let Ok(d) = Vp8Descriptor::parse(&packet.payload)
         {
-            vp8 = Vp8Ids {
+            out.vp8 = Vp8Ids {
                 picture_id: d.picture_id(),
                 tl0_pic_idx: d.tl0_pic_idx(),
             };
-            vp8_descriptor = Some(d);
+            out.vp8_descriptor = Some(d);
+        }
+        p.layers[track.layer].cache(&out);
+        for (i, l) in p.layers.iter().enumerate() {
+            cached[i] = !l.gop.is_empty();
         }
     } else {
         p.last_audio = Some(now);
@@ -1155,13 +1770,10 @@ fn inspect<'a>(
         slot: p.slot,
         kind: track.kind,
         layer: track.layer,
-        spec,
-        keyframe,
-        vp8,
-        vp8_descriptor,
         layer_rates,
+        cached,
         video_sources: 1,
         keyframe_interval: Duration::ZERO,
-        packet,
+        packet: out,
     })
 }

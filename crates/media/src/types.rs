@@ -54,6 +54,16 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// Which route a session was made on: a session id works only under its own meeting and route,
+/// so a viewer's URL cannot end a publisher and one meeting's path cannot reach another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// WHIP: a publisher.
+    Whip,
+    /// WHEP: a viewer.
+    Whep,
+}
+
 /// One occupied slot of a meeting's stage, as `GET /stage` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StageSource {
@@ -90,6 +100,10 @@ pub enum MediaError {
     MediaFull,
     #[error("this address already holds as many media sessions as allowed; end one first")]
     TooManySessions,
+    #[error("this session already has {0} ICE candidates; no more are taken")]
+    TooManyCandidates(usize),
+    #[error("too many trickle requests for this session; slow down")]
+    RateLimited,
     #[error("the media relay is not running")]
     Stopped,
 }
@@ -103,6 +117,8 @@ impl MediaError {
             MediaError::StageFull => "stage_full",
             MediaError::MediaFull => "media_full",
             MediaError::TooManySessions => "too_many_sessions",
+            MediaError::TooManyCandidates(_) => "too_many_candidates",
+            MediaError::RateLimited => "rate_limited",
             MediaError::Stopped => "unavailable",
         }
     }

@@ -98,3 +98,54 @@ async fn a_viewer_that_cannot_use_udp_connects_over_ice_tcp() {
     }
     assert_eq!(metrics.peers.with_label_values(&["viewer"]).get(), 1);
 }
+
+/// Issue 8 row 10: idle ICE-TCP connections stayed open forever, a file descriptor each. Now
+/// one address holds at most `ice_tcp_max_per_ip` of them (more are closed at accept), and a
+/// connection without a frame for `ice_tcp_idle_secs` is closed.
+#[tokio::test]
+async fn idle_ice_tcp_connections_are_bounded_per_address_and_in_time() {
+    let config = MediaConfig {
+        bind_ip: Ipv4Addr::LOCALHOST.into(),
+        udp_port: 0,
+        tcp_port: 0,
+        ice_tcp_max_per_ip: 3,
+        ice_tcp_idle_secs: 1,
+        ..MediaConfig::default()
+    };
+    let metrics = MediaMetrics::new(&Registry::new()).unwrap();
+    let media = Media::start(&config, metrics.clone()).unwrap();
+    let relay_tcp = media.tcp_addrs()[0];
+    let started = Instant::now();
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.push(TcpStream::connect(relay_tcp).await.unwrap());
+    }
+    // Each connection is closed by the relay: the two over the cap at once, the others when
+    // idle. A read of 0 bytes (or a reset) is the close.
+    let mut closed_after = Vec::new();
+    for mut s in open {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the connection stays open: {read:?}"
+        );
+        closed_after.push(started.elapsed());
+    }
+    assert!(
+        closed_after.iter().all(|t| *t < Duration::from_secs(5)),
+        "{closed_after:?}"
+    );
+    assert_eq!(
+        metrics
+            .dropped_datagrams
+            .with_label_values(&["tcp_per_ip"])
+            .get(),
+        2
+    );
+    // The slots are free again: a new connection is accepted (and only idles out later).
+    let mut again = TcpStream::connect(relay_tcp).await.unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), again.read(&mut byte)).await;
+    assert!(early.is_err(), "accepted and held until idle: {early:?}");
+}

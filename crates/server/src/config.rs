@@ -226,6 +226,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub media_public_ip: Vec<IpAddr>,
+    /// Relay shards (threads), each on its own UDP/TCP port from the media ports on; 0: one
+    /// per core [default: 0].
+    #[arg(long, env = "TOWNHALL_MEDIA_THREADS", value_name = "N")]
+    pub media_threads: Option<usize>,
     /// Turn the live-video relay off (Q&A only).
     #[arg(long, env = "TOWNHALL_NO_MEDIA")]
     pub no_media: bool,
@@ -314,6 +318,9 @@ impl Config {
         }
         if !args.media_public_ip.is_empty() {
             config.media.public_ips = args.media_public_ip.clone();
+        }
+        if let Some(v) = args.media_threads {
+            config.media.threads = v;
         }
         if args.no_media {
             config.media.enabled = false;

@@ -15,9 +15,10 @@ use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use townhall_core::MeetingId;
 use townhall_core::MeetingStatus;
 use townhall_core::text::{TextKind, clean_optional};
-use townhall_media::{Media, MediaError, SessionId, SourceKind, StageSource};
+use townhall_media::{Media, MediaError, Route, SessionId, SourceKind, StageSource};
 
 /// SDP offers are a few KiB; anything near this is not one.
 const MAX_BODY: usize = 64 * 1024;
@@ -56,9 +57,11 @@ pub fn routes() -> Router<Arc<App>> {
 impl From<MediaError> for ApiError {
     fn from(e: MediaError) -> Self {
         let status = match e {
-            MediaError::BadSdp(_) | MediaError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            MediaError::BadSdp(_)
+            | MediaError::BadRequest(_)
+            | MediaError::TooManyCandidates(_) => StatusCode::BAD_REQUEST,
             MediaError::NoSession => StatusCode::NOT_FOUND,
-            MediaError::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
+            MediaError::TooManySessions | MediaError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             MediaError::StageFull | MediaError::MediaFull | MediaError::Stopped => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -252,20 +255,21 @@ async fn whip_post(
     let answer = media
         .publish(ip, record.id.clone(), source, label, offer)
         .await?;
-    tracing::info!(meeting_id = %record.id, session = %answer.session, ?source, "publisher joined");
+    // Not the session id: the session URL is the capability to end the broadcast.
+    tracing::info!(meeting_id = %record.id, ?source, "publisher joined");
     let location = format!("/api/meetings/{}/whip/{}", record.id, answer.session);
     created(media, location, &answer.session, answer.sdp, Vec::new())
 }
 
 async fn whip_patch(
     State(app): State<Arc<App>>,
-    _: Studio,
+    Studio(record): Studio,
     Path(SessionPath { session }): Path<SessionPath>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    trickle(media, &session, &headers, &body).await
+    trickle(media, Route::Whip, record.id, &session, &headers, &body).await
 }
 
 async fn whip_delete(
@@ -274,20 +278,24 @@ async fn whip_delete(
     Path(SessionPath { session }): Path<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    media.close(session_id(&session)?).await?;
-    tracing::info!(meeting_id = %record.id, %session, "publisher left");
+    media
+        .close(Route::Whip, record.id.clone(), session_id(&session)?)
+        .await?;
+    tracing::info!(meeting_id = %record.id, "publisher left");
     Ok(StatusCode::OK)
 }
 
 async fn trickle(
     media: &Media,
+    route: Route,
+    meeting: MeetingId,
     session: &str,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<StatusCode, ApiError> {
     let session = session_id(session)?;
     let fragment = body_of(headers, body, "application/trickle-ice-sdpfrag")?;
-    media.trickle(session, fragment).await?;
+    media.trickle(route, meeting, session, fragment).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,22 +323,24 @@ async fn whep_post(
 
 async fn whep_patch(
     State(app): State<Arc<App>>,
-    _: MeetingRef,
+    MeetingRef(meeting): MeetingRef,
     Path(SessionPath { session }): Path<SessionPath>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    trickle(media, &session, &headers, &body).await
+    trickle(media, Route::Whep, meeting, &session, &headers, &body).await
 }
 
 async fn whep_delete(
     State(app): State<Arc<App>>,
-    _: MeetingRef,
+    MeetingRef(meeting): MeetingRef,
     Path(SessionPath { session }): Path<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
     let media = relay(&app)?;
-    media.close(session_id(&session)?).await?;
+    media
+        .close(Route::Whep, meeting, session_id(&session)?)
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -342,7 +352,7 @@ struct LayerBody {
 
 async fn whep_layer(
     State(app): State<Arc<App>>,
-    _: MeetingRef,
+    MeetingRef(meeting): MeetingRef,
     Path(SessionPath { session }): Path<SessionPath>,
     LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
@@ -355,7 +365,7 @@ async fn whep_layer(
         )
     })?;
     media
-        .set_layer(session_id(&session)?, layer.encoding_id)
+        .set_layer(meeting, session_id(&session)?, layer.encoding_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

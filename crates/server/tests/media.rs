@@ -98,7 +98,8 @@ async fn every_viewer_receives_the_rtp_the_publisher_sent() {
     let m = live_meeting(&base).await;
     let ctx = ctx();
 
-    // Keyframes only when asked: a viewer's first frame then proves the relay asked for one.
+    // Keyframes only at the start and when asked: a viewer's first frame then comes from the
+    // relay's keyframe cache (that first keyframe) or from a keyframe the relay asked for.
     let config = PublisherConfig {
         keyframe_interval: u64::MAX,
         ..PublisherConfig::default()
@@ -137,9 +138,12 @@ async fn every_viewer_receives_the_rtp_the_publisher_sent() {
         Ok(())
     })
     .await;
+    let replayed = metric(&base, "townhall_media_replayed_starts_total")
+        .await
+        .unwrap_or(0.0);
     assert!(
-        publisher.stats().keyframe_requests >= 1,
-        "{:?}",
+        replayed >= 1.0 || publisher.stats().keyframe_requests >= 1,
+        "{replayed} {:?}",
         publisher.stats()
     );
     assert_eq!(peer_counts(&base).await, (1, 4));
@@ -292,6 +296,71 @@ async fn refused_requests_leave_no_peer_behind() {
     v.wait_connected(SLOW).await.unwrap();
     assert_eq!(peer_counts(&base).await, (0, 1));
     v.close().await.unwrap();
+    converge(SLOW, || async {
+        match peer_counts(&base).await {
+            (0, 0) => Ok(()),
+            c => Err(format!("{c:?}")),
+        }
+    })
+    .await;
+    server.stop().await;
+}
+
+/// Status and JSON `code` of a raw request.
+async fn answer(req: reqwest::RequestBuilder) -> (u16, String) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    (status, body["code"].as_str().unwrap_or("").to_owned())
+}
+
+/// Issue 8 row 11: a media session id works only under its own meeting and route. DELETE (or
+/// PATCH) through another meeting's path, or of a WHIP session through the public WHEP route,
+/// is 404 `no_session` and leaves the session alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_session_works_only_under_its_own_meeting_and_route() {
+    let server = TestServer::start().await;
+    let base = server.base.clone();
+    let (a, b) = (live_meeting(&base).await, live_meeting(&base).await);
+    let ctx = ctx();
+    let publisher = publish(&ctx, &whip_url(&base, &a.id), Some(&a.studio_token))
+        .await
+        .unwrap();
+    let viewer = view(&ctx, &whep_url(&base, &a.id)).await.unwrap();
+    let whip_session = publisher.session_url().path().rsplit('/').next().unwrap();
+    let whep_session = viewer.session_url().path().rsplit('/').next().unwrap();
+    let http = http();
+    let url = |meeting: &str, route: &str, session: &str| {
+        format!("{base}/api/meetings/{meeting}/{route}/{session}")
+    };
+    let trickle = "a=candidate:1 1 udp 2130706431 192.0.2.7 40000 typ host\r\n";
+    let not_found = (404, "no_session".to_owned());
+    // Another meeting's path, with that meeting's own studio token.
+    let deletes = [
+        http.delete(url(&b.id, "whep", whep_session)),
+        http.delete(url(&b.id, "whip", whip_session))
+            .bearer_auth(&b.studio_token),
+        // A WHIP session through the public WHEP route, and the other way round.
+        http.delete(url(&a.id, "whep", whip_session)),
+        http.delete(url(&a.id, "whip", whep_session))
+            .bearer_auth(&a.studio_token),
+        http.patch(url(&b.id, "whep", whep_session))
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .body(trickle),
+        http.post(format!("{}/layer", url(&b.id, "whep", whep_session)))
+            .body("{}"),
+    ];
+    for req in deletes {
+        assert_eq!(answer(req).await, not_found);
+    }
+    assert_eq!(peer_counts(&base).await, (1, 1), "nothing was closed");
+    // Under its own meeting and route, each still works.
+    let own = http
+        .delete(url(&a.id, "whip", whip_session))
+        .bearer_auth(&a.studio_token);
+    assert_eq!(answer(own).await.0, 200);
+    let own = http.delete(url(&a.id, "whep", whep_session));
+    assert_eq!(answer(own).await.0, 200);
     converge(SLOW, || async {
         match peer_counts(&base).await {
             (0, 0) => Ok(()),
