@@ -109,7 +109,7 @@ impl Suggester {
                     && !other.iter().any(|o| o.id == id)
                 {
                     other.push(Similar { id, ..*s });
-                    other.sort_by(|a, b| b.score.cmp(&a.score));
+                    other.sort_by_key(|o| std::cmp::Reverse(o.score));
                     items.push(SuggestionItem {
                         question: s.id,
                         similar: other.clone(),
