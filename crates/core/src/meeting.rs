@@ -54,6 +54,10 @@ pub struct Question {
     /// Whether citizens have ever seen it (approved at some point); decides who hears of changes.
     pub public: bool,
     pub voters: BTreeSet<ParticipantId>,
+    /// The filter word the text matched when asked, for moderators.
+    pub flagged: Option<String>,
+    /// The moderator who claimed it while pending ("I am on this one").
+    pub claimed_by: Option<ParticipantId>,
 }
 
 impl Question {
@@ -78,6 +82,8 @@ pub struct Comment {
     pub text: String,
     pub at: Timestamp,
     pub hidden: bool,
+    /// Held by the word filter (this word) until a moderator releases it; hidden meanwhile.
+    pub held: Option<String>,
 }
 
 /// A multiple-choice question to everyone; each participant answers once.
@@ -156,6 +162,8 @@ pub struct Meeting {
     pub on_air: Option<QuestionId>,
     pub comments: BTreeMap<CommentId, Comment>,
     pub polls: BTreeMap<PollId, Poll>,
+    /// The organizer's filter words; `None`: [`crate::filter::DEFAULT_WORDS`].
+    pub word_filter: Option<Vec<String>>,
     pub limits: Limits,
 }
 
@@ -178,6 +186,7 @@ impl Meeting {
             on_air: None,
             comments: BTreeMap::new(),
             polls: BTreeMap::new(),
+            word_filter: None,
             limits: Limits::default(),
         }
     }
@@ -205,6 +214,19 @@ impl Meeting {
 
     pub fn next_poll_id(&self) -> PollId {
         PollId(self.polls.last_key_value().map_or(1, |(id, _)| id.0 + 1))
+    }
+
+    /// The filter words in force.
+    pub fn filter_words(&self) -> Vec<&str> {
+        match &self.word_filter {
+            Some(words) => words.iter().map(String::as_str).collect(),
+            None => crate::filter::DEFAULT_WORDS.to_vec(),
+        }
+    }
+
+    /// The filter word `text` contains, if any.
+    pub fn filter_hit(&self, text: &str) -> Option<String> {
+        crate::filter::matched_word(self.filter_words(), text).map(str::to_owned)
     }
 
     pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {

@@ -53,6 +53,10 @@ pub enum Rejection {
     TooManyPending { max: usize },
     #[error("this meeting has reached its limit of {max} items")]
     MeetingFull { max: usize },
+    #[error("another moderator has claimed this question")]
+    Claimed,
+    #[error("a filter list holds at most {max} words of 1 to {chars} characters", max = crate::filter::MAX_WORDS, chars = crate::filter::MAX_WORD_CHARS)]
+    InvalidFilter,
 }
 
 impl Rejection {
@@ -82,6 +86,8 @@ impl Rejection {
             Rejection::InvalidMerge => "invalid_merge",
             Rejection::TooManyPending { .. } => "too_many_pending",
             Rejection::MeetingFull { .. } => "meeting_full",
+            Rejection::Claimed => "claimed",
+            Rejection::InvalidFilter => "invalid_filter",
         }
     }
 

@@ -139,6 +139,9 @@ pub struct EventFrame {
     /// For the participant who answered: their answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered: Option<PollAnswer>,
+    /// For staff: the word filter in force, after it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_filter: Option<Vec<String>>,
 }
 
 /// The merge suggestions for one pending question, best first.
