@@ -82,7 +82,8 @@ describe('moderation', () => {
     await mod.page.locator('#merge-dialog button[type=submit]').click();
     await mod.page.locator('#merge-dialog').waitFor({ state: 'hidden' });
     await gone(questionItem(citizen.page, '#questions', b));
-    await textIn(other.page, '#mine', 'Slået sammen med et lignende spørgsmål');
+    // Its author is told which question theirs joined.
+    await textIn(other.page, '#mine', `Slået sammen med: ${a}`);
     await visible(questionItem(citizen.page, '#questions', a));
   });
 
