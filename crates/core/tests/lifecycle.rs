@@ -5,13 +5,12 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use townhall_core::command::{
-    ApproveQuestions, ClaimQuestion, RejectQuestions, ReleaseQuestion, SetWordFilter,
-    UnhideComment,
-    AnswerPoll, ApproveQuestion, AskQuestion, BanParticipant, ClosePoll, CreateMeeting, EndMeeting,
-    HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement,
-    PostComment, PutOnAir, QueueQuestion, RejectQuestion, RetractUpvote, SetChatOpen, SetName,
-    SetQaOpen, SetSlowMode, StartMeeting, UnbanParticipant, UnmuteParticipant, UnqueueQuestion,
-    Upvote,
+    AnswerPoll, ApproveQuestion, ApproveQuestions, AskQuestion, BanParticipant, ClaimQuestion,
+    ClosePoll, CreateMeeting, EndMeeting, HideComment, MarkAnswered, MergeQuestion,
+    MuteParticipant, OpenPoll, PinAnnouncement, PostComment, PutOnAir, QueueQuestion,
+    RejectQuestion, RejectQuestions, ReleaseQuestion, RetractUpvote, SetChatOpen, SetName,
+    SetQaOpen, SetSlowMode, SetWordFilter, StartMeeting, UnbanParticipant, UnhideComment,
+    UnmuteParticipant, UnqueueQuestion, Upvote,
 };
 use townhall_core::event::{
     AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, CommentUnhidden,

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 use townhall_core::Command;
+use townhall_core::QuestionId;
 use townhall_core::command::{ApproveQuestion, AskQuestion};
 use townhall_core::wire::ServerMessage;
-use townhall_core::QuestionId;
 use townhall_testkit::*;
 
 fn ask(text: &str) -> Command {
@@ -53,7 +53,9 @@ async fn a_duplicate_is_suggested_to_moderators_only_and_to_a_moderator_who_join
 
     // Citizens never get suggestions: a ping's pong comes after anything queued before it.
     citizen.send_json(&json!({"t": "ping"})).await;
-    citizen.next_where(|f| matches!(f, ServerMessage::Pong)).await;
+    citizen
+        .next_where(|f| matches!(f, ServerMessage::Pong))
+        .await;
     assert!(
         !citizen
             .received
@@ -71,7 +73,12 @@ async fn the_organizer_sets_the_word_filter_and_questions_are_flagged_by_it() {
     let url = format!("{}/api/meetings/{}/word-filter", server.base, m.id);
     let put = |body: Value| http().put(&url).bearer_auth(ADMIN_TOKEN).json(&body).send();
 
-    let res = http().put(&url).json(&json!({"words": null})).send().await.unwrap();
+    let res = http()
+        .put(&url)
+        .json(&json!({"words": null}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let res = put(json!({"words": [""]})).await.unwrap();
     assert_eq!(res.status(), 400);
@@ -82,13 +89,18 @@ async fn the_organizer_sets_the_word_filter_and_questions_are_flagged_by_it() {
 
     let ws = server.ws_url();
     let mut moderator = Client::join(&ws, &m.id, Some(&m.moderator_token)).await;
-    moderator.until(|v| v.word_filter.iter().any(|w| w == "idiot")).await;
+    moderator
+        .until(|v| v.word_filter.iter().any(|w| w == "idiot"))
+        .await;
     let res = put(json!({"words": ["Møgvej"]})).await.unwrap();
     assert_eq!(res.status(), 204);
     moderator.until(|v| v.word_filter == ["møgvej"]).await;
 
     let mut citizen = Client::join(&ws, &m.id, None).await;
-    citizen.run(ask("Hvornår bliver den M0GVEJ lavet?")).await.unwrap();
+    citizen
+        .run(ask("Hvornår bliver den M0GVEJ lavet?"))
+        .await
+        .unwrap();
     moderator
         .until(|v| {
             v.questions
