@@ -197,6 +197,10 @@ describe('accessibility (axe-core)', () => {
     await page.keyboard.press('Enter');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
 
+    // The card's secondary actions are in its menu: open it from the keyboard.
+    const summary = questionItem(page, '#pending', Q.pending).locator('details.q-menu > summary');
+    await summary.focus();
+    await page.keyboard.press('Enter');
     const reject = questionItem(page, '#pending', Q.pending).locator('[data-action="reject"]');
     await reject.focus();
     await page.keyboard.press('Enter');

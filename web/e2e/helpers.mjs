@@ -315,7 +315,10 @@ export async function ask(page, text, { anonymous = false } = {}) {
 /** Clicks a moderator action (data-action) on the question whose text includes `text`. */
 export async function moderate(page, listSelector, text, action) {
   const item = await visible(questionItem(page, listSelector, text));
-  await item.locator(`[data-action="${action}"]`).click();
+  const button = item.locator(`[data-action="${action}"]`);
+  // Secondary actions live in the card's menu: open it first.
+  if (!(await button.isVisible())) await item.locator('details.q-menu > summary').click();
+  await button.click();
 }
 
 /** Reads the minified axe-core source once, for injection with page.evaluate (CSP blocks tags). */

@@ -82,7 +82,8 @@ describe('moderation', () => {
     await mod.page.locator('#merge-dialog button[type=submit]').click();
     await mod.page.locator('#merge-dialog').waitFor({ state: 'hidden' });
     await gone(questionItem(citizen.page, '#questions', b));
-    await textIn(other.page, '#mine', 'Slået sammen med et lignende spørgsmål');
+    // Its author is told which question theirs joined.
+    await textIn(other.page, '#mine', `Slået sammen med: ${a}`);
     await visible(questionItem(citizen.page, '#questions', a));
   });
 
@@ -173,6 +174,12 @@ describe('moderation', () => {
     await citizen.page.locator('#state-note').waitFor({ state: 'hidden' });
 
     await row.locator('[data-action="ban"]').click();
+    // Removing someone asks first; cancelling changes nothing.
+    await mod.page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+    await mod.page.locator('#confirm-dialog .dialog-cancel').click();
+    await mod.page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+    await row.locator('[data-action="ban"]').click();
+    await mod.page.locator('#confirm-ok').click();
     await textIn(citizen.page, '#fatal', 'Du er blevet fjernet fra mødet');
     // Removed for good: the page does not reconnect.
     await citizen.page.waitForFunction(() => window.townhall.conn.state === 'closed');

@@ -35,6 +35,14 @@ const token = tokenFromHash();
 let session = null;
 let model = null;
 let pollBusy = false;
+/** Merge suggestions per pending question (advice from the server, not part of the view). */
+const suggestions = new Map();
+/** The word filter in force (staff see it in the snapshot and in `word_filter_set`). */
+let wordFilter = null;
+/** Pending questions selected for a bulk decision. */
+const selected = new Set();
+/** Bulk reject: the questions the reject dialog is for. */
+let rejectingMany = null;
 /** Numbers the ids of the poll form's option fields. */
 let optionSeq = 0;
 
@@ -47,9 +55,22 @@ initPage(() => {
 if (!meeting) showFatal(t('err.no_meeting'));
 else if (!token) showFatal(t('mod.noToken'));
 else {
-  session = joinMeeting({ meeting, token, render });
+  session = joinMeeting({ meeting, token, render, before: beforeFrame });
   model = session.model;
   wire();
+}
+
+/** Follows what the model does not keep: merge suggestions and the word filter. */
+function beforeFrame(msg) {
+  if (msg.t === 'snapshot') {
+    // The server sends every current suggestion right after a snapshot.
+    suggestions.clear();
+    wordFilter = msg.word_filter || null;
+  } else if (msg.t === 'suggestions') {
+    for (const item of msg.items || []) suggestions.set(item.question, item.similar || []);
+  } else if (msg.t === 'event' && msg.word_filter) {
+    wordFilter = msg.word_filter;
+  }
 }
 
 /** Sends a command; reports a refusal in the page's status line. Resolves to true on ack. */
@@ -73,6 +94,7 @@ function render(m) {
   onlineText($('#online'), m.online);
   const pending = m.byStatus('pending').sort((a, b) => a.id - b.id);
   setText($('#pending-count'), t('mod.pendingCount', { n: pending.length }));
+  for (const id of [...selected]) if (!pending.some((q) => q.id === id)) selected.delete(id);
 
   renderOnAir(m);
   renderQueue(m);
@@ -86,7 +108,9 @@ function render(m) {
   $('#history-box').hidden = history.length === 0;
   renderList($('#history'), null, history, m);
 
+  renderBulk(pending, m);
   renderControls(mt);
+  renderFilter();
   renderPolls(m);
   renderComments(m);
   renderParticipants(m);
@@ -96,7 +120,30 @@ function participant(m, id) {
   return m.participants.get(id) || { id, muted: false, banned: false };
 }
 
-/** Buttons for one question, by its status. */
+/** Who may decide `q`: nobody else once a moderator claimed it (the server refuses them too). */
+function claimedByOther(q, m) {
+  return !!q.claimed_by && q.claimed_by !== m.participant;
+}
+
+function moderatorName(m, id) {
+  if (id === m.participant) return t('mod.claim.you');
+  return m.participants.get(id)?.name || t('mod.claim.other');
+}
+
+/** The best suggestion that can still be merged into: not decided away meanwhile. */
+function topSuggestion(q, m) {
+  for (const s of suggestions.get(q.id) || []) {
+    const target = m.questions.get(s.id);
+    if (target && !['rejected', 'merged', 'answered'].includes(target.status)) return { ...s, target };
+  }
+  return null;
+}
+
+function mergeInto(q, into) {
+  return run({ type: 'merge_question', question: q.id, into });
+}
+
+/** One main action per card, by status; the rest go in its menu. */
 function questionActions(q, m, index = -1, queueLen = 0) {
   const desc = `mq-${q.id}`;
   const btn = (action, label, onClick, extra = {}) =>
@@ -109,51 +156,80 @@ function questionActions(q, m, index = -1, queueLen = 0) {
       'aria-disabled': extra.disabled ? 'true' : null,
       on: { click: (e) => (e.currentTarget.getAttribute('aria-disabled') === 'true' ? null : onClick()) },
     }, label);
-  const approve = () => btn('approve', t('act.approve'), () => run({ type: 'approve_question', question: q.id }), { cls: 'primary' });
-  const reject = () => btn('reject', t('act.reject'), () => openReject(q), { cls: 'danger' });
-  const merge = () => btn('merge', t('act.merge'), () => openMerge(q));
-  const queue = () => btn('queue', t('act.queue'), () => run({ type: 'queue_question', question: q.id }));
-  const onAir = () => btn('onair', t('act.onAir'), () => run({ type: 'put_on_air', question: q.id }), { cls: 'primary' });
-  const answered = () => btn('answered', t('act.answered'), () => run({ type: 'mark_answered', question: q.id }));
+  const locked = claimedByOther(q, m);
+  const approve = () => btn('approve', t('act.approve'), () => run({ type: 'approve_question', question: q.id }), { cls: 'primary', disabled: locked });
+  const reject = () => btn('reject', t('act.reject'), () => openReject(q), { cls: 'danger', disabled: locked });
+  const merge = () => btn('merge', t('act.merge'), () => openMerge(q), { disabled: locked });
+  const queue = () => btn('queue', t('act.queue'), () => run({ type: 'queue_question', question: q.id }), { cls: 'primary' });
+  const onAir = (cls = 'primary') => btn('onair', t('act.onAir'), () => run({ type: 'put_on_air', question: q.id }), { cls });
+  const answered = (cls = '') => btn('answered', t('act.answered'), () => run({ type: 'mark_answered', question: q.id }), { cls });
+  const claim = () => (q.claimed_by
+    ? btn('release', t('act.release'), () => run({ type: 'release_question', question: q.id }))
+    : btn('claim', t('act.claim'), () => run({ type: 'claim_question', question: q.id })));
   switch (q.status) {
     case 'pending':
-      return [approve(), reject(), merge()];
+      return { main: approve(), more: [claim(), reject(), merge()] };
     case 'approved':
-      return [queue(), onAir(), answered(), reject(), merge()];
+      return { main: queue(), more: [onAir(''), answered(), reject(), merge()] };
     case 'queued':
-      return [
-        btn('up', t('act.up'), () => run({ type: 'queue_question', question: q.id, position: index - 1 }), { disabled: index <= 0 }),
-        btn('down', t('act.down'), () => run({ type: 'queue_question', question: q.id, position: index + 1 }), { disabled: index >= queueLen - 1 }),
-        onAir(),
-        btn('unqueue', t('act.unqueue'), () => run({ type: 'unqueue_question', question: q.id })),
-        reject(),
-        merge(),
-      ];
+      // Reordering stays beside the main action: it is what one does to a queue.
+      return {
+        main: onAir(),
+        inline: [
+          btn('up', t('act.up'), () => run({ type: 'queue_question', question: q.id, position: index - 1 }), { disabled: index <= 0, cls: 'small' }),
+          btn('down', t('act.down'), () => run({ type: 'queue_question', question: q.id, position: index + 1 }), { disabled: index >= queueLen - 1, cls: 'small' }),
+        ],
+        more: [
+          btn('unqueue', t('act.unqueue'), () => run({ type: 'unqueue_question', question: q.id })),
+          reject(),
+          merge(),
+        ],
+      };
     case 'on_air':
-      return [answered()];
+      return { main: answered('primary'), more: [] };
     case 'rejected':
-      return [approve()];
+      return { main: approve(), more: [] };
     default:
-      return [];
+      return { main: null, more: [] };
   }
 }
 
 function authorActions(id, m, key) {
-  if (!id) return null;
+  if (!id) return [];
   const p = participant(m, id);
-  const btn = (action, label, cmd) =>
+  const btn = (action, label, onClick) =>
     h('button', {
       type: 'button',
       class: 'small',
       'data-fkey': `${action}-${key}`,
       'data-action': action,
-      on: { click: () => run({ type: cmd, participant: id }) },
+      on: { click: onClick },
     }, label);
+  const who = p.name || shortId(id);
+  return [
+    p.muted
+      ? btn('unmute', t('act.unmute'), () => run({ type: 'unmute_participant', participant: id }))
+      : btn('mute', t('act.mute'), () => run({ type: 'mute_participant', participant: id })),
+    p.banned
+      ? btn('unban', t('act.unban'), () => run({ type: 'unban_participant', participant: id }))
+      : btn('ban', t('act.ban'), () => confirmThen({
+        title: t('confirm.ban.title'),
+        text: t('confirm.ban.text', { name: who }),
+        ok: t('act.ban'),
+        cmd: { type: 'ban_participant', participant: id },
+      })),
+  ];
+}
+
+/** A menu of secondary actions (a disclosure: keyboard and screen readers know it). */
+function menu(items, key, label) {
+  const list = items.filter(Boolean);
+  if (!list.length) return null;
   return h(
-    'span',
-    { class: 'author-actions' },
-    p.muted ? btn('unmute', t('act.unmute'), 'unmute_participant') : btn('mute', t('act.mute'), 'mute_participant'),
-    p.banned ? btn('unban', t('act.unban'), 'unban_participant') : btn('ban', t('act.ban'), 'ban_participant'),
+    'details',
+    { class: 'q-menu', 'data-menu': key },
+    h('summary', { 'aria-label': label, 'data-fkey': `menu-${key}` }, t('act.more')),
+    h('div', { class: 'menu-items' }, ...list),
   );
 }
 
@@ -163,25 +239,85 @@ function flags(p) {
 
 function questionCard(q, m, index = -1, queueLen = 0) {
   const p = participant(m, q.author);
+  const { main, more, inline = [] } = questionActions(q, m, index, queueLen);
+  const pending = q.status === 'pending';
+  const tags = [
+    q.claimed_by && pending
+      ? h('li', { class: `tag claim${q.claimed_by === m.participant ? ' mine' : ''}` }, t('mod.claimedBy', { name: moderatorName(m, q.claimed_by) }))
+      : null,
+    q.flagged ? h('li', { class: 'tag filtered' }, t('mod.flagged', { word: q.flagged })) : null,
+  ].filter(Boolean);
+  const top = pending ? topSuggestion(q, m) : null;
+  const suggestion = top
+    ? h(
+      'p',
+      { class: 'suggestion' },
+      h('span', { class: 's-text' }, t('mod.suggest', { id: top.id, text: short(top.target.text), score: top.score })),
+      h('button', {
+        type: 'button',
+        class: 'small',
+        'data-action': 'merge-suggested',
+        'data-fkey': `merge-suggested-${q.id}`,
+        'aria-describedby': `mq-${q.id}`,
+        'aria-disabled': claimedByOther(q, m) ? 'true' : null,
+        on: { click: (e) => (e.currentTarget.getAttribute('aria-disabled') === 'true' ? null : mergeInto(q, top.id)) },
+      }, t('act.mergeInto', { id: top.id })),
+    )
+    : null;
+  const select = pending
+    ? h('input', {
+      type: 'checkbox',
+      class: 'q-select',
+      'data-action': 'select',
+      'aria-label': t('mod.select', { id: q.id }),
+      checked: selected.has(q.id),
+      on: {
+        change: (e) => {
+          if (e.currentTarget.checked) selected.add(q.id);
+          else selected.delete(q.id);
+          session.rerender();
+        },
+      },
+    })
+    : null;
   return h(
     'li',
-    { class: `q mod-q status-${q.status}`, 'data-qid': q.id },
-    questionText(q, 'mq'),
+    {
+      class: `q mod-q status-${q.status}${selected.has(q.id) ? ' selected' : ''}`,
+      'data-qid': q.id,
+      'data-fkey': `card-${q.id}`,
+      tabindex: '0',
+      'aria-labelledby': `mq-${q.id}`,
+    },
+    h('div', { class: 'q-head' }, select, questionText(q, 'mq')),
+    tags.length ? h('ul', { class: 'q-tags' }, ...tags) : null,
+    suggestion,
     metaLine(
       t('mod.author', { name: staffAuthor(q) }),
       flags(p),
       askedAt(q),
       votesText(q.votes),
-      ['rejected', 'merged', 'answered', 'ended', 'queued', 'on_air'].includes(q.status) ? statusText(q) : null,
+      ['rejected', 'merged', 'answered', 'ended', 'queued', 'on_air'].includes(q.status) ? statusText(q, (id) => m.question(id)) : null,
     ),
-    h('div', { class: 'q-actions' }, questionActions(q, m, index, queueLen)),
-    q.author ? h('div', { class: 'q-author-row' }, authorActions(q.author, m, `q${q.id}`)) : null,
+    h(
+      'div',
+      { class: 'q-actions' },
+      main,
+      ...inline,
+      menu([...more, ...authorActions(q.author, m, `q${q.id}`)], `q${q.id}`, t('act.moreFor', { id: q.id })),
+    ),
   );
+}
+
+function short(text, n = 90) {
+  return text.length > n ? `${text.slice(0, n)}…` : text;
 }
 
 function cardSig(q, m, extra = []) {
   const p = participant(m, q.author);
-  return sig(q, p.muted, p.banned, ...extra);
+  const top = q.status === 'pending' ? topSuggestion(q, m) : null;
+  const claimer = q.claimed_by ? m.participants.get(q.claimed_by)?.name : null;
+  return sig(q, p.muted, p.banned, p.name, selected.has(q.id), top?.id, top?.score, claimer, m.participant, ...extra);
 }
 
 function renderList(list, empty, questions, m) {
@@ -210,6 +346,47 @@ function renderOnAir(m) {
     sig: (x) => (x ? cardSig(x, m) : sig()),
     render: (x) => (x ? h('ol', { class: 'qlist' }, questionCard(x, m)) : h('p', { class: 'empty' }, t('mod.onAir.empty'))),
   });
+}
+
+/** The bulk bar: select all pending questions others have not claimed; approve or reject them. */
+function renderBulk(pending, m) {
+  const free = pending.filter((q) => !claimedByOther(q, m));
+  const n = selected.size;
+  $('#bulk-bar').hidden = pending.length === 0;
+  setText($('#bulk-approve'), t('mod.bulk.approve', { n }));
+  setText($('#bulk-reject'), t('mod.bulk.reject', { n }));
+  $('#bulk-approve').disabled = n === 0;
+  $('#bulk-reject').disabled = n === 0;
+  const all = free.length > 0 && free.every((q) => selected.has(q.id));
+  setText($('#bulk-all'), all ? t('mod.bulk.none') : t('mod.bulk.all'));
+  $('#bulk-all').onclick = () => {
+    if (all) selected.clear();
+    else for (const q of free) selected.add(q.id);
+    session.rerender();
+  };
+}
+
+function renderFilter() {
+  const box = $('#filter-words');
+  const want = (wordFilter || []).join('\n');
+  // Never overwrite what the moderator is typing.
+  if (document.activeElement !== box && box.dataset.shown !== want) {
+    box.value = want;
+    box.dataset.shown = want;
+  }
+}
+
+/** Asks before an action that cannot simply be undone (removing a participant). */
+let confirming = null;
+function confirmThen({ title, text, ok, cmd }) {
+  rememberOpener();
+  confirming = cmd;
+  setText($('#confirm-h'), title);
+  setText($('#confirm-text'), text);
+  setText($('#confirm-ok'), ok);
+  setText($('#confirm-msg'), '');
+  $('#confirm-dialog').showModal();
+  $('#confirm-dialog .dialog-cancel').focus();
 }
 
 function renderControls(mt) {
@@ -385,18 +562,23 @@ function renderComments(m) {
       },
       render: (c) => {
         const p = participant(m, c.author);
+        const toggle = (action, label, cmd) => h('button', {
+          type: 'button',
+          class: 'small',
+          'data-fkey': `hide-${c.id}`,
+          'data-action': action,
+          on: { click: () => run(cmd) },
+        }, label);
+        // A hidden comment can be shown again (undo); a held one released.
         const hide = c.hidden
-          ? h('p', { class: 'flag' }, t('mod.hidden'))
-          : h('button', {
-            type: 'button',
-            class: 'small',
-            'data-fkey': `hide-${c.id}`,
-            'data-action': 'hide',
-            on: { click: () => run({ type: 'hide_comment', comment: c.id }) },
-          }, t('act.hide'));
+          ? [
+            h('p', { class: c.held ? 'held' : 'flag' }, c.held ? t('mod.held', { word: c.held }) : t('mod.hidden')),
+            toggle('unhide', c.held ? t('act.releaseComment') : t('act.unhide'), { type: 'unhide_comment', comment: c.id }),
+          ]
+          : [toggle('hide', t('act.hide'), { type: 'hide_comment', comment: c.id })];
         return commentItem(
           c,
-          h('div', { class: 'c-actions' }, flags(p) ? h('span', { class: 'flag' }, flags(p)) : null, hide, authorActions(c.author, m, `c${c.id}`)),
+          h('div', { class: 'c-actions' }, flags(p) ? h('span', { class: 'flag' }, flags(p)) : null, ...hide, ...authorActions(c.author, m, `c${c.id}`)),
         );
       },
     }),
@@ -418,7 +600,7 @@ function renderParticipants(m) {
         ' ',
         h('span', { class: 'p-id' }, shortId(p.id)),
         flags(p) ? h('span', { class: 'flag' }, flags(p)) : null,
-        authorActions(p.id, m, `p${p.id}`),
+        h('span', { class: 'author-actions' }, ...authorActions(p.id, m, `p${p.id}`)),
       ),
   });
 }
@@ -459,10 +641,11 @@ function buildPresets() {
   );
 }
 
-function openReject(q) {
+function openReject(q, many = null) {
   rememberOpener();
-  rejecting = q.id;
-  setText($('#reject-q'), q.text);
+  rejecting = q ? q.id : null;
+  rejectingMany = many;
+  setText($('#reject-q'), many ? t('mod.bulk.rejecting', { n: many.length }) : q.text);
   setText($('#reject-msg'), '');
   $('#reject-custom').value = '';
   $('#reject-custom').dispatchEvent(new Event('input'));
@@ -521,7 +704,11 @@ function wire() {
       $('#reject-custom').focus();
       return;
     }
-    if (await run({ type: 'reject_question', question: rejecting, reason }, $('#reject-msg'))) {
+    const cmd = rejectingMany
+      ? { type: 'reject_questions', questions: rejectingMany, reason }
+      : { type: 'reject_question', question: rejecting, reason };
+    if (await run(cmd, $('#reject-msg'))) {
+      if (rejectingMany) selected.clear();
       $('#reject-dialog').close();
     }
   });
@@ -533,6 +720,35 @@ function wire() {
       $('#merge-dialog').close();
     }
   });
+
+  $('#confirm-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (confirming && (await run(confirming, $('#confirm-msg')))) $('#confirm-dialog').close();
+  });
+  $('#bulk-approve').addEventListener('click', async () => {
+    const questions = [...selected];
+    if (questions.length && (await run({ type: 'approve_questions', questions }))) selected.clear();
+    session.rerender();
+  });
+  $('#bulk-reject').addEventListener('click', () => {
+    if (selected.size) openReject(null, [...selected]);
+  });
+  $('#name-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (await run({ type: 'set_name', name: $('#mod-name').value })) formMessage($('#mod-msg'), t('mod.name.saved'));
+  });
+  $('#filter-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const words = $('#filter-words').value.split('\n').map((w) => w.trim()).filter(Boolean);
+    if (await run({ type: 'set_word_filter', words }, $('#filter-msg'))) formMessage($('#filter-msg'), t('mod.filter.saved'));
+  });
+  $('#filter-defaults').addEventListener('click', async () => {
+    if (await run({ type: 'set_word_filter', words: null }, $('#filter-msg'))) {
+      $('#filter-words').dataset.shown = '';
+      formMessage($('#filter-msg'), t('mod.filter.saved'));
+    }
+  });
+  document.addEventListener('keydown', onKey);
 
   $('#qa-toggle').addEventListener('click', () => run({ type: 'set_qa_open', open: !model.meeting.qa_open }));
   $('#chat-toggle').addEventListener('click', () => run({ type: 'set_chat_open', open: !model.meeting.chat_open }));
@@ -570,4 +786,85 @@ function wire() {
       text.dispatchEvent(new Event('input'));
     }
   });
+}
+
+// Keyboard shortcuts on the focused question card: A approve, R reject, M merge into the
+// suggestion (or choose), C claim/release, X select, J/N next, K/P previous. Never while typing
+// or with a modifier, and never inside a dialog.
+
+function cards() {
+  return [...document.querySelectorAll('#workspace li.mod-q')];
+}
+
+function focusCard(card) {
+  if (!card) return;
+  card.focus();
+  card.scrollIntoView({ block: 'nearest' });
+}
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+  const el = document.activeElement;
+  if (!el || el.closest('dialog') || el.matches('input, textarea, select, [contenteditable]')) return;
+  const card = el.closest('li.mod-q');
+  const key = e.key.toLowerCase();
+  const list = cards();
+  if (['j', 'n', 'k', 'p'].includes(key)) {
+    const i = card ? list.indexOf(card) : -1;
+    const next = ['j', 'n'].includes(key) ? list[i + 1] || list[0] : list[i - 1] || list[list.length - 1];
+    e.preventDefault();
+    focusCard(next);
+    return;
+  }
+  if (!card || !model) return;
+  const q = model.questions.get(Number(card.dataset.qid));
+  if (!q) return;
+  const after = () => {
+    // The card may leave this list (approved, merged): focus the one that took its place.
+    const i = list.indexOf(card);
+    setTimeout(() => {
+      if (document.activeElement && document.activeElement !== document.body && document.contains(document.activeElement)) return;
+      const now = cards();
+      focusCard(now[Math.min(i, now.length - 1)] || $('#main'));
+    }, 50);
+  };
+  const locked = claimedByOther(q, model);
+  switch (key) {
+    case 'a':
+      if (['pending', 'rejected'].includes(q.status) && !locked) {
+        e.preventDefault();
+        run({ type: 'approve_question', question: q.id }).then(after);
+      }
+      break;
+    case 'r':
+      if (['pending', 'approved', 'queued'].includes(q.status) && !locked) {
+        e.preventDefault();
+        openReject(q);
+      }
+      break;
+    case 'm': {
+      if (!['pending', 'approved', 'queued'].includes(q.status) || locked) break;
+      e.preventDefault();
+      const top = q.status === 'pending' ? topSuggestion(q, model) : null;
+      if (top) mergeInto(q, top.id).then(after);
+      else openMerge(q);
+      break;
+    }
+    case 'c':
+      if (q.status === 'pending' && !locked) {
+        e.preventDefault();
+        run({ type: q.claimed_by ? 'release_question' : 'claim_question', question: q.id });
+      }
+      break;
+    case 'x':
+      if (q.status === 'pending') {
+        e.preventDefault();
+        if (selected.has(q.id)) selected.delete(q.id);
+        else selected.add(q.id);
+        session.rerender();
+      }
+      break;
+    default:
+      break;
+  }
 }

@@ -60,7 +60,8 @@ function beforeFrame(msg, model) {
   for (const q of msg.questions || []) {
     const old = model.questions.get(q.id);
     if (q.mine) {
-      if (old && old.status !== q.status) announce('mine', t('announce.mine', { status: statusText(q) }));
+      const lookup = (id) => (msg.questions || []).find((x) => x.id === id) || model.questions.get(id);
+      if (old && old.status !== q.status) announce('mine', t('announce.mine', { status: statusText(q, lookup) }));
     } else if (msg.kind === 'question_approved' && q.status === 'approved' && (!old || !OPEN.includes(old.status))) {
       announce('question', t('announce.question', { text: q.text }), (n) => t('announce.questions', { n }));
     }
@@ -393,13 +394,13 @@ function renderMine(model) {
   $('#mine-empty').hidden = mine.length > 0;
   syncList($('#mine'), mine, {
     key: (q) => q.id,
-    sig: (q) => sig(q),
+    sig: (q) => sig(q, model.question(q.merged_into)?.text),
     render: (q) =>
       h(
         'li',
         { class: `q mine status-${q.status}`, 'data-qid': q.id },
         questionText(q, 'mine-text'),
-        h('p', { class: `q-status status-${q.status}` }, statusText(q)),
+        h('p', { class: `q-status status-${q.status}` }, statusText(q, (id) => model.question(id))),
         metaLine(authorName(q), askedAt(q), OPEN.includes(q.status) ? votesText(q.votes) : null),
       ),
   });

@@ -26,8 +26,12 @@ export function staffAuthor(q) {
   return q.anonymous ? `${name} (${t('q.anonymous').toLowerCase()})` : name;
 }
 
-export function statusText(q) {
+/** The status of `q` in words; `lookup(id)` finds other questions, so a merged question says
+ *  which one it joined (when the reader may see that one). */
+export function statusText(q, lookup = null) {
   if (q.status === 'rejected' && q.reason) return t('q.rejectedReason', { reason: q.reason });
+  const into = q.status === 'merged' && lookup ? lookup(q.merged_into) : null;
+  if (into) return t('q.mergedInto', { text: into.text });
   return t(`q.status.${q.status}`);
 }
 

@@ -26,6 +26,8 @@ pub struct ClientView {
     /// This participant's answer per poll.
     pub answered: BTreeMap<PollId, u32>,
     pub online: u32,
+    /// Staff: the word filter in force.
+    pub word_filter: Vec<String>,
     /// A snapshot arrived in parts and not all of them yet.
     pub snapshot_pending: bool,
 }
@@ -54,6 +56,7 @@ impl ClientView {
             polls: s.polls.iter().map(|p| (p.id, p.clone())).collect(),
             answered: s.answered.iter().map(|a| (a.poll, a.option)).collect(),
             online,
+            word_filter: s.word_filter.clone(),
             snapshot_pending: s.more,
         };
     }
@@ -100,6 +103,9 @@ impl ClientView {
                 }
                 if let Some(p) = &e.poll {
                     self.polls.insert(p.id, p.clone());
+                }
+                if let Some(w) = &e.word_filter {
+                    self.word_filter.clone_from(w);
                 }
                 if let Some(a) = e.answered {
                     self.answered.insert(a.poll, a.option);

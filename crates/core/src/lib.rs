@@ -20,6 +20,7 @@ pub mod command;
 mod decide;
 pub mod event;
 pub mod fanout;
+pub mod filter;
 mod ids;
 mod meeting;
 mod rejection;

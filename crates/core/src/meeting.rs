@@ -63,6 +63,10 @@ pub struct Question {
     /// Whether citizens have ever seen it (approved at some point); decides who hears of changes.
     pub public: bool,
     pub voters: BTreeSet<ParticipantId>,
+    /// The filter word the text matched when asked, for moderators.
+    pub flagged: Option<String>,
+    /// The moderator who claimed it while pending ("I am on this one").
+    pub claimed_by: Option<ParticipantId>,
 }
 
 impl Question {
@@ -87,6 +91,8 @@ pub struct Comment {
     pub text: String,
     pub at: Timestamp,
     pub hidden: bool,
+    /// Held by the word filter (this word) until a moderator releases it; hidden meanwhile.
+    pub held: Option<String>,
 }
 
 /// A multiple-choice question to everyone; each participant answers once.
@@ -169,6 +175,8 @@ pub struct Meeting {
     pub schedule: Option<Schedule>,
     /// What of the ended meeting is public.
     pub publication: Publication,
+    /// The organizer's filter words; `None`: [`crate::filter::DEFAULT_WORDS`].
+    pub word_filter: Option<Vec<String>>,
     pub limits: Limits,
 }
 
@@ -193,6 +201,7 @@ impl Meeting {
             polls: BTreeMap::new(),
             schedule: None,
             publication: Publication::default(),
+            word_filter: None,
             limits: Limits::default(),
         }
     }
@@ -220,6 +229,19 @@ impl Meeting {
 
     pub fn next_poll_id(&self) -> PollId {
         PollId(self.polls.last_key_value().map_or(1, |(id, _)| id.0 + 1))
+    }
+
+    /// The filter words in force.
+    pub fn filter_words(&self) -> Vec<&str> {
+        match &self.word_filter {
+            Some(words) => words.iter().map(String::as_str).collect(),
+            None => crate::filter::DEFAULT_WORDS.to_vec(),
+        }
+    }
+
+    /// The filter word `text` contains, if any.
+    pub fn filter_hit(&self, text: &str) -> Option<String> {
+        crate::filter::matched_word(self.filter_words(), text).map(str::to_owned)
     }
 
     pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {

@@ -57,6 +57,10 @@ pub enum Rejection {
     InvalidSchedule(&'static str),
     #[error("the meeting has not ended yet")]
     NotEnded,
+    #[error("another moderator has claimed this question")]
+    Claimed,
+    #[error("a filter list holds at most {max} words of 1 to {chars} characters", max = crate::filter::MAX_WORDS, chars = crate::filter::MAX_WORD_CHARS)]
+    InvalidFilter,
 }
 
 impl Rejection {
@@ -88,6 +92,8 @@ impl Rejection {
             Rejection::MeetingFull { .. } => "meeting_full",
             Rejection::InvalidSchedule(_) => "invalid_schedule",
             Rejection::NotEnded => "not_ended",
+            Rejection::Claimed => "claimed",
+            Rejection::InvalidFilter => "invalid_filter",
         }
     }
 

@@ -63,6 +63,12 @@ pub struct QuestionView {
     /// True in the author's own view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mine: bool,
+    /// Staff only: the filter word the text matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<String>,
+    /// Staff only: the moderator who claimed the pending question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<ParticipantId>,
 }
 
 impl QuestionView {
@@ -91,6 +97,8 @@ impl QuestionView {
             votes: q.votes(),
             asked_at: q.asked_at,
             mine: author,
+            flagged: if staff { q.flagged.clone() } else { None },
+            claimed_by: if staff { q.claimed_by.clone() } else { None },
         }
     }
 }
@@ -108,6 +116,9 @@ pub struct CommentView {
     /// Staff still see hidden comments, marked; citizens are told to remove them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+    /// Staff only: held by the word filter, which matched this word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 impl CommentView {
@@ -119,6 +130,7 @@ impl CommentView {
             text: c.text.clone(),
             at: c.at,
             hidden: c.hidden,
+            held: if staff { c.held.clone() } else { None },
         }
     }
 }
@@ -248,6 +260,9 @@ pub struct Snapshot {
     /// Participants known to the meeting (staff only; empty for citizens).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<ParticipantView>,
+    /// Staff only: the word filter in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub word_filter: Vec<String>,
     /// More parts follow as `snapshot_more` frames; the view is complete after the last one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub more: bool,
@@ -324,6 +339,11 @@ impl Snapshot {
                 })
                 .collect(),
             participants,
+            word_filter: if staff {
+                crate::rules::moderation::word_filter_view(m)
+            } else {
+                Vec::new()
+            },
             more: false,
         }
     }

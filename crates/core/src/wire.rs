@@ -76,6 +76,12 @@ pub enum ServerMessage {
         offset: Offset,
         online: u32,
     },
+    /// Staff only: questions that probably ask the same as a pending one (merge suggestions).
+    /// Advice computed beside the log, never an event; each item replaces what the client
+    /// held for its question (an empty `similar` clears it).
+    Suggestions {
+        items: Vec<SuggestionItem>,
+    },
     Ack {
         #[serde(rename = "ref")]
         reference: u64,
@@ -133,6 +139,23 @@ pub struct EventFrame {
     /// For the participant who answered: their answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered: Option<PollAnswer>,
+    /// For staff: the word filter in force, after it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_filter: Option<Vec<String>>,
+}
+
+/// The merge suggestions for one pending question, best first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuggestionItem {
+    pub question: QuestionId,
+    pub similar: Vec<Similar>,
+}
+
+/// A question that probably asks the same thing, with its similarity in percent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Similar {
+    pub id: QuestionId,
+    pub score: u8,
 }
 
 /// Current answer counts of one poll.

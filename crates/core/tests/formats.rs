@@ -37,6 +37,13 @@ const COMMANDS: &[&str] = &[
     r#"{"type":"end_meeting"}"#,
     r#"{"type":"schedule_meeting","starts_at":1760000000000,"ends_at":1760007200000,"time_zone":"Europe/Copenhagen","description":"Om skolen","agenda":["Velkomst","Spørgsmål"],"qa_before_start":true}"#,
     r#"{"type":"publish_record","record":true,"rejections":false,"comments":true,"replay":false}"#,
+    r#"{"type":"unhide_comment","comment":4}"#,
+    r#"{"type":"claim_question","question":1}"#,
+    r#"{"type":"release_question","question":1}"#,
+    r#"{"type":"approve_questions","questions":[1,2]}"#,
+    r#"{"type":"reject_questions","questions":[1,2],"reason":"off topic"}"#,
+    r#"{"type":"set_word_filter","words":["lort","idiot"]}"#,
+    r#"{"type":"set_word_filter","words":null}"#,
 ];
 
 /// One of every event as the log stores it (the store adds its version around this).
@@ -77,6 +84,13 @@ const EVENTS: &[&str] = &[
     r#"{"offset":34,"at":1760000000033,"by":"organizer","type":"meeting_scheduled","starts_at":1760000000000,"ends_at":1760007200000,"time_zone":"Europe/Copenhagen","description":null,"agenda":[],"qa_before_start":true}"#,
     r#"{"offset":35,"at":1760000000034,"by":"organizer","type":"question_ended","question":1}"#,
     r#"{"offset":36,"at":1760000000035,"by":"organizer","type":"record_published","record":true,"rejections":true,"comments":false,"replay":false}"#,
+    r#"{"offset":37,"at":1760000000036,"by":"anna","type":"question_asked","question":3,"text":"Idiot!","anonymous":false,"author_name":null,"flagged":"idiot"}"#,
+    r#"{"offset":38,"at":1760000000037,"by":"bo","type":"comment_posted","comment":2,"text":"lort","author_name":null,"held":"lort"}"#,
+    r#"{"offset":39,"at":1760000000038,"by":"mod","type":"comment_unhidden","comment":2}"#,
+    r#"{"offset":40,"at":1760000000039,"by":"mod","type":"question_claimed","question":3}"#,
+    r#"{"offset":41,"at":1760000000040,"by":"mod","type":"question_released","question":3}"#,
+    r#"{"offset":42,"at":1760000000041,"by":"organizer","type":"word_filter_set","words":["lort"]}"#,
+    r#"{"offset":43,"at":1760000000042,"by":"organizer","type":"word_filter_set","words":null}"#,
 ];
 
 #[test]
@@ -89,7 +103,7 @@ fn every_command_reads_and_writes_the_same_bytes() {
         assert_eq!(v["type"], cmd.name(), "{json}");
         names.insert(cmd.name());
     }
-    assert_eq!(names.len(), 29, "every command is covered");
+    assert_eq!(names.len(), 35, "every command is covered");
 }
 
 #[test]
@@ -102,7 +116,7 @@ fn every_event_reads_and_writes_the_same_bytes() {
         assert_eq!(v["type"], rec.event.kind.name(), "{json}");
         names.insert(rec.event.kind.name());
     }
-    assert_eq!(names.len(), 32, "every event is covered");
+    assert_eq!(names.len(), 36, "every event is covered");
 }
 
 /// Absent optional fields read as their defaults; unknown fields and unknown types are refused.

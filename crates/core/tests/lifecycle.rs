@@ -5,19 +5,10 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use townhall_core::command::{
-    AnswerPoll, ApproveQuestion, AskQuestion, BanParticipant, ClosePoll, CreateMeeting, EndMeeting,
-    HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement,
-    PostComment, PublishRecord, PutOnAir, QueueQuestion, RejectQuestion, RetractUpvote,
-    ScheduleMeeting, SetChatOpen, SetName, SetQaOpen, SetSlowMode, StartMeeting, UnbanParticipant,
-    UnmuteParticipant, UnqueueQuestion, Upvote,
+    AnswerPoll, ApproveQuestion, ApproveQuestions, AskQuestion, BanParticipant, ClaimQuestion, ClosePoll, CreateMeeting, EndMeeting, HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement, PostComment, PublishRecord, PutOnAir, QueueQuestion, RejectQuestion, RejectQuestions, ReleaseQuestion, RetractUpvote, ScheduleMeeting, SetChatOpen, SetName, SetQaOpen, SetSlowMode, SetWordFilter, StartMeeting, UnbanParticipant, UnhideComment, UnmuteParticipant, UnqueueQuestion, Upvote,
 };
 use townhall_core::event::{
-    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, MeetingCreated,
-    MeetingEnded, MeetingScheduled, MeetingStarted, ParticipantBanned, ParticipantMuted,
-    ParticipantRenamed, ParticipantUnbanned, ParticipantUnmuted, PollOpened, QaClosed, QaOpened,
-    QuestionAnswered, QuestionApproved, QuestionAsked, QuestionEnded, QuestionMerged,
-    QuestionOnAir, QuestionQueued, QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast,
-    VoteRetracted,
+    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, CommentUnhidden, MeetingCreated, MeetingEnded, MeetingScheduled, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed, ParticipantUnbanned, ParticipantUnmuted, PollOpened, QaClosed, QaOpened, QuestionAnswered, QuestionApproved, QuestionAsked, QuestionClaimed, QuestionEnded, QuestionMerged, QuestionOnAir, QuestionQueued, QuestionRejected, QuestionReleased, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted, WordFilterSet,
 };
 use townhall_core::fanout::{self, Update};
 use townhall_core::text::{TextError, TextKind};
@@ -933,6 +924,7 @@ fn comments_are_posted_and_hidden() {
             comment: CommentId(1),
             text: "Godt spørgsmål!\nEnig.".into(),
             author_name: Some("Anna".into()),
+            held: None,
         })]
     );
     h.ok(
@@ -1700,6 +1692,12 @@ fn every_command_has_its_documented_roles() {
         ("pin_announcement", Moderators),
         ("open_poll", Moderators),
         ("close_poll", Moderators),
+        ("unhide_comment", Moderators),
+        ("claim_question", Moderators),
+        ("release_question", Moderators),
+        ("approve_questions", Moderators),
+        ("reject_questions", Moderators),
+        ("set_word_filter", Moderators),
         ("create_meeting", Organizer),
         ("start_meeting", Organizer),
         ("end_meeting", Organizer),
@@ -1717,6 +1715,23 @@ fn every_command_has_its_documented_roles() {
             poll: PollId(1),
             option: 0,
         }),
+        Command::UnhideComment(UnhideComment {
+            comment: CommentId(1),
+        }),
+        Command::ClaimQuestion(ClaimQuestion {
+            question: QuestionId(1),
+        }),
+        Command::ReleaseQuestion(ReleaseQuestion {
+            question: QuestionId(1),
+        }),
+        Command::ApproveQuestions(ApproveQuestions {
+            questions: vec![QuestionId(1)],
+        }),
+        Command::RejectQuestions(RejectQuestions {
+            questions: vec![QuestionId(1)],
+            reason: "x".into(),
+        }),
+        Command::SetWordFilter(SetWordFilter { words: None }),
     ]);
     let mut seen = BTreeSet::new();
     for cmd in &all {
@@ -2095,6 +2110,7 @@ fn events_round_trip_through_json() {
             text: "Hvad?".into(),
             anonymous: true,
             author_name: None,
+            flagged: Some("idiot".into()),
         }),
         EventKind::QuestionApproved(QuestionApproved { question: q }),
         EventKind::QuestionRejected(QuestionRejected {
@@ -2118,9 +2134,18 @@ fn events_round_trip_through_json() {
             comment: CommentId(1),
             text: "hej".into(),
             author_name: Some("A".into()),
+            held: Some("lort".into()),
         }),
         EventKind::CommentHidden(CommentHidden {
             comment: CommentId(1),
+        }),
+        EventKind::CommentUnhidden(CommentUnhidden {
+            comment: CommentId(1),
+        }),
+        EventKind::QuestionClaimed(QuestionClaimed { question: q }),
+        EventKind::QuestionReleased(QuestionReleased { question: q }),
+        EventKind::WordFilterSet(WordFilterSet {
+            words: Some(vec!["møgsag".into()]),
         }),
         EventKind::ParticipantMuted(ParticipantMuted {
             participant: p.clone(),
@@ -2145,7 +2170,7 @@ fn events_round_trip_through_json() {
         EventKind::AnnouncementPinned(AnnouncementPinned { text: None }),
     ];
     let names: BTreeSet<_> = kinds.iter().map(EventKind::name).collect();
-    assert_eq!(names.len(), 26, "every variant is covered");
+    assert_eq!(names.len(), 30, "every variant is covered");
     for (i, kind) in kinds.into_iter().enumerate() {
         let rec = Recorded {
             offset: i as u64 + 1,

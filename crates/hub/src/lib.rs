@@ -24,6 +24,7 @@ mod metrics;
 pub mod outbox;
 pub mod room;
 pub mod session;
+mod suggest;
 
 pub use actor::{RoomHandle, RoomMsg};
 pub use config::HubConfig;

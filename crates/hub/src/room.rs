@@ -19,6 +19,7 @@
 
 use crate::history::{Frame, History};
 use crate::outbox::{Kick, Outbox, Outgoing, Pushed};
+use crate::suggest::{self, Suggester};
 use crate::{HubConfig, HubMetrics};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeSet, HashMap};
@@ -179,6 +180,8 @@ pub struct Room {
     next_flush: Option<Instant>,
     empty_since: Option<Instant>,
     closed: bool,
+    /// Merge suggestions for staff, computed in the tick (`suggest.rs`).
+    suggester: Suggester,
 }
 
 impl std::fmt::Debug for Room {
@@ -223,6 +226,7 @@ impl Room {
         now: Instant,
     ) -> Self {
         let history = History::new(config.history_frames, meeting.offset);
+        let suggester = Suggester::new(&meeting);
         Self {
             committed: meeting.clone(),
             meeting,
@@ -246,6 +250,7 @@ impl Room {
             next_flush: None,
             empty_since: Some(now),
             closed: false,
+            suggester,
             config,
         }
     }
@@ -330,6 +335,9 @@ impl Room {
                         .map(serialise),
                 );
             }
+        }
+        if role.is_staff() {
+            frames.extend(self.suggester.all().as_ref().map(serialise));
         }
         frames.push(self.presence_frame(self.online() + 1));
         // A join's first frames may exceed the queue (a long resume): deliver what fits, and
@@ -521,7 +529,9 @@ impl Room {
                 self.metrics.events.inc_by(flight.events.len() as u64);
                 let first = self.committed.offset + 1;
                 for (offset, event) in (first..).zip(flight.events) {
-                    self.committed.apply(&Recorded { offset, event });
+                    let rec = Recorded { offset, event };
+                    self.committed.apply(&rec);
+                    self.suggester.observe(&self.committed, &rec);
                 }
                 self.publish(flight.updates);
                 self.reply(flight.pending, flight.results);
@@ -576,6 +586,7 @@ impl Room {
             }
             self.meeting.apply(&rec);
             self.committed.apply(&rec);
+            self.suggester.observe(&self.committed, &rec);
             updates.extend(
                 fanout::updates(&self.meeting, &rec)
                     .into_iter()
@@ -774,6 +785,10 @@ impl Room {
         if self.in_flight.is_none() {
             if now >= self.next_tick {
                 self.flush_tallies();
+                if let Some(frame) = self.suggester.work(&self.meeting, suggest::PER_TICK) {
+                    let staff = Audience::new(fanout::Class::Staff, fanout::Target::Any);
+                    self.deliver(&staff, &serialise(&frame));
+                }
                 self.next_tick = next_after(self.next_tick, self.config.tick(), now);
             }
             if now >= self.next_presence {

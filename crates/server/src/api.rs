@@ -13,7 +13,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use townhall_core::command::{EndMeeting, PublishRecord, ScheduleMeeting, StartMeeting};
+use townhall_core::command::{EndMeeting, PublishRecord, ScheduleMeeting, SetWordFilter, StartMeeting};
 use townhall_core::{Actor, Command, MeetingId, MeetingStatus, Publication, Schedule, Timestamp};
 use townhall_hub::CommandError;
 use townhall_store::MeetingRecord;
@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/meetings/{id}/start", post(start))
         .route("/api/meetings/{id}/end", post(end))
         .route("/api/meetings/{id}/links", post(links))
+        .route("/api/meetings/{id}/word-filter", put(word_filter))
         .route("/api/meetings/{id}/export.json", get(export_json))
         .route("/api/meetings/{id}/export.csv", get(export_csv))
         .route("/api/meetings/{id}/questions.csv", get(questions_csv))
@@ -357,6 +358,35 @@ async fn end(
     MeetingRef(id): MeetingRef,
 ) -> Result<Json<StatusBody>, ApiError> {
     lifecycle(app, id, Command::EndMeeting(EndMeeting)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WordFilterBody {
+    words: Option<Vec<String>>,
+}
+
+/// The meeting's filter words (`null`: the Danish and English defaults); moderators can edit
+/// them on their page too.
+async fn word_filter(
+    State(app): State<Arc<App>>,
+    _: Organizer,
+    MeetingRef(id): MeetingRef,
+    body: Result<Json<WordFilterBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
+    let command = Command::SetWordFilter(SetWordFilter { words: body.words });
+    app.hub
+        .command(&id, Actor::organizer(), command)
+        .await
+        .map_err(|e| match e {
+            CommandError::Rejected(r @ townhall_core::Rejection::InvalidFilter) => {
+                ApiError::new(StatusCode::BAD_REQUEST, r.code(), r.to_string())
+            }
+            e => e.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize)]

@@ -5,11 +5,12 @@ use crate::calendar;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use townhall_core::event::{
-    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, MeetingCreated,
-    MeetingEnded, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed,
-    ParticipantUnbanned, ParticipantUnmuted, PollAnswered, PollClosed, PollOpened, QaClosed,
-    QaOpened, QuestionAnswered, QuestionApproved, QuestionAsked, QuestionMerged, QuestionOnAir,
-    QuestionQueued, QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted,
+    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, CommentUnhidden,
+    MeetingCreated, MeetingEnded, MeetingStarted, ParticipantBanned, ParticipantMuted,
+    ParticipantRenamed, ParticipantUnbanned, ParticipantUnmuted, PollAnswered, PollClosed,
+    PollOpened, QaClosed, QaOpened, QuestionAnswered, QuestionApproved, QuestionAsked,
+    QuestionClaimed, QuestionMerged, QuestionOnAir, QuestionQueued, QuestionRejected,
+    QuestionReleased, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted, WordFilterSet,
 };
 use townhall_core::event::{MeetingScheduled, QuestionEnded, RecordPublished};
 use townhall_core::{EventKind, Meeting, QuestionId, QuestionStatus, Recorded, Timestamp};
@@ -341,9 +342,24 @@ impl Record {
                 EventKind::CommentPosted(CommentPosted { comment, text, .. }) => {
                     (None, Some(*comment), None, Some(text.clone()))
                 }
-                EventKind::CommentHidden(CommentHidden { comment }) => {
+                EventKind::CommentHidden(CommentHidden { comment })
+                | EventKind::CommentUnhidden(CommentUnhidden { comment }) => {
                     (None, Some(*comment), None, None)
                 }
+                EventKind::QuestionClaimed(QuestionClaimed { question })
+                | EventKind::QuestionReleased(QuestionReleased { question }) => {
+                    (Some(*question), None, None, None)
+                }
+                EventKind::WordFilterSet(WordFilterSet { words }) => (
+                    None,
+                    None,
+                    None,
+                    Some(
+                        words
+                            .as_ref()
+                            .map_or("(defaults)".to_owned(), |w| w.join(", ")),
+                    ),
+                ),
                 EventKind::ParticipantMuted(ParticipantMuted { participant })
                 | EventKind::ParticipantUnmuted(ParticipantUnmuted { participant })
                 | EventKind::ParticipantBanned(ParticipantBanned { participant })

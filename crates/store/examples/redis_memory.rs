@@ -26,6 +26,7 @@ fn event(i: u64) -> Event {
                 .into(),
             anonymous: i.is_multiple_of(3),
             author_name: (!i.is_multiple_of(3)).then(|| "Karen Jensen".to_owned()),
+            flagged: None,
         }),
         5..=64 => EventKind::VoteCast(VoteCast { question: q }),
         65..=89 => EventKind::CommentPosted(CommentPosted {
@@ -33,6 +34,7 @@ fn event(i: u64) -> Event {
             text: "Godt spørgsmål, det har vi også undret os over i vores grundejerforening."
                 .into(),
             author_name: Some("Ole".into()),
+            held: None,
         }),
         90..=94 => EventKind::QuestionApproved(QuestionApproved { question: q }),
         _ => EventKind::QuestionQueued(QuestionQueued {

@@ -109,6 +109,7 @@ mod tests {
                 text: "why?".into(),
                 anonymous: true,
                 author_name: None,
+                flagged: None,
             }),
         };
         let body = encode(&event).expect("encodes");

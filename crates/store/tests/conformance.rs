@@ -79,6 +79,7 @@ fn chatter(n: usize, from_at: u64) -> Vec<Event> {
                     comment: CommentId(at),
                     text: format!("comment {at} – æøå \"quoted\""),
                     author_name: (i % 2 == 0).then(|| "Åse".to_owned()),
+                    held: None,
                 }),
             }
         })
@@ -102,12 +103,14 @@ fn every_kind() -> Vec<Event> {
             text: "Hvorfor?".into(),
             anonymous: false,
             author_name: Some("Kari".into()),
+            flagged: None,
         }),
         EventKind::QuestionAsked(QuestionAsked {
             question: QuestionId(2),
             text: "And?".into(),
             anonymous: true,
             author_name: None,
+            flagged: None,
         }),
         EventKind::QuestionApproved(QuestionApproved { question: q }),
         EventKind::QuestionRejected(QuestionRejected {
@@ -131,6 +134,7 @@ fn every_kind() -> Vec<Event> {
             comment: CommentId(1),
             text: "hi".into(),
             author_name: None,
+            held: None,
         }),
         EventKind::CommentHidden(CommentHidden {
             comment: CommentId(1),

@@ -50,6 +50,7 @@ fn comments(from: u64, n: u64) -> Vec<Event> {
                 comment: CommentId(i),
                 text: format!("comment {i}"),
                 author_name: None,
+                held: None,
             }),
         })
         .collect()

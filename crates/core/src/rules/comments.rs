@@ -37,10 +37,12 @@ impl Rule for PostComment {
                 max: m.limits.max_comments,
             });
         }
+        let held = if staff { None } else { m.filter_hit(&text) };
         one(CommentPosted {
             comment: m.next_comment_id(),
             text,
             author_name: m.name_of(&cx.actor.participant),
+            held,
         })
     }
 }
@@ -68,12 +70,58 @@ impl Rule for HideComment {
     }
 }
 
+/// Show a hidden comment again: the undo of `hide_comment`, and the release of a comment the
+/// word filter held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnhideComment {
+    pub comment: CommentId,
+}
+
+impl Rule for UnhideComment {
+    const PERMISSION: Permission = Permission::Moderators;
+
+    fn decide(&self, m: &Meeting, _: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
+        let c = m
+            .comments
+            .get(&self.comment)
+            .ok_or(Rejection::UnknownComment)?;
+        if !c.hidden {
+            return Err(Rejection::InvalidState("the comment is not hidden"));
+        }
+        one(CommentUnhidden {
+            comment: self.comment,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentUnhidden {
+    pub comment: CommentId,
+}
+
+impl Change for CommentUnhidden {
+    fn apply(&self, m: &mut Meeting, _: &ParticipantId, _: Timestamp) {
+        if let Some(c) = m.comments.get_mut(&self.comment) {
+            c.hidden = false;
+            c.held = None;
+        }
+    }
+
+    fn fanout(&self, out: &mut Fanout<'_>) {
+        comment_changed(out, self.comment);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommentPosted {
     pub comment: CommentId,
     pub text: String,
     /// The author's display name when posting, kept for the record.
     pub author_name: Option<String>,
+    /// The filter word the text matched: the comment waits for a moderator, unpublished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 impl Change for CommentPosted {
@@ -87,13 +135,26 @@ impl Change for CommentPosted {
                 author_name: self.author_name.clone(),
                 text: self.text.clone(),
                 at,
-                hidden: false,
+                hidden: self.held.is_some(),
+                held: self.held.clone(),
             },
         );
     }
 
     fn fanout(&self, out: &mut Fanout<'_>) {
-        if comment_changed(out, self.comment) {
+        let known = if self.held.is_some() {
+            // Held: only staff learn of it (citizens never had it, so nothing to remove).
+            let comment = out.meeting.comments.get(&self.comment);
+            let frame = EventFrame {
+                comment: comment.map(|c| CommentView::of(c, true)),
+                ..out.frame()
+            };
+            out.send(Audience::new(Class::Staff, Target::Any), frame);
+            comment.is_some()
+        } else {
+            comment_changed(out, self.comment)
+        };
+        if known {
             let by = out.by().clone();
             out.staff_learn_of(&by);
         }

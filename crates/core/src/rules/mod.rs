@@ -5,6 +5,7 @@
 
 pub(crate) mod comments;
 pub(crate) mod lifecycle;
+pub(crate) mod moderation;
 pub(crate) mod participants;
 pub(crate) mod polls;
 pub(crate) mod questions;

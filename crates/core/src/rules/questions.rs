@@ -44,6 +44,9 @@ impl Meeting {
         if matches!(status, QuestionStatus::Approved) {
             q.public = true;
         }
+        if status != QuestionStatus::Pending {
+            q.claimed_by = None;
+        }
         q.status = status;
         self.queue.retain(|&x| x != id);
         if self.on_air == Some(id) {
@@ -80,11 +83,13 @@ impl Rule for AskQuestion {
                 max: m.limits.max_questions,
             });
         }
+        let flagged = if staff { None } else { m.filter_hit(&text) };
         one(QuestionAsked {
             question: m.next_question_id(),
             text,
             anonymous: self.anonymous,
             author_name: m.name_of(&cx.actor.participant),
+            flagged,
         })
     }
 }
@@ -98,8 +103,10 @@ pub struct ApproveQuestion {
 impl Rule for ApproveQuestion {
     const PERMISSION: Permission = Permission::Moderators;
 
-    fn decide(&self, m: &Meeting, _: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
-        match m.question(self.question)?.status {
+    fn decide(&self, m: &Meeting, cx: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
+        let q = m.question(self.question)?;
+        q.check_claim(cx)?;
+        match q.status {
             QuestionStatus::Pending | QuestionStatus::Rejected { .. } => one(QuestionApproved {
                 question: self.question,
             }),
@@ -120,9 +127,11 @@ pub struct RejectQuestion {
 impl Rule for RejectQuestion {
     const PERMISSION: Permission = Permission::Moderators;
 
-    fn decide(&self, m: &Meeting, _: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
+    fn decide(&self, m: &Meeting, cx: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
         let reason = clean(TextKind::Reason, &self.reason)?;
-        match m.question(self.question)?.status {
+        let q = m.question(self.question)?;
+        q.check_claim(cx)?;
+        match q.status {
             QuestionStatus::Pending | QuestionStatus::Approved | QuestionStatus::Queued => {
                 one(QuestionRejected {
                     question: self.question,
@@ -147,8 +156,9 @@ pub struct MergeQuestion {
 impl Rule for MergeQuestion {
     const PERMISSION: Permission = Permission::Moderators;
 
-    fn decide(&self, m: &Meeting, _: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
+    fn decide(&self, m: &Meeting, cx: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
         let from = m.question(self.question)?;
+        from.check_claim(cx)?;
         let target = m.question(self.into)?;
         let from_ok = matches!(
             from.status,
@@ -286,6 +296,9 @@ pub struct QuestionAsked {
     pub anonymous: bool,
     /// The author's display name when asking, kept for the record.
     pub author_name: Option<String>,
+    /// The filter word the text matched (shown to moderators); absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<String>,
 }
 
 impl Change for QuestionAsked {
@@ -305,6 +318,8 @@ impl Change for QuestionAsked {
                 status: QuestionStatus::Pending,
                 public: false,
                 voters: BTreeSet::new(),
+                flagged: self.flagged.clone(),
+                claimed_by: None,
             },
         );
     }
