@@ -305,6 +305,7 @@ impl Change for QuestionAsked {
                 status: QuestionStatus::Pending,
                 public: false,
                 voters: BTreeSet::new(),
+                casts: Default::default(),
             },
         );
     }
