@@ -44,6 +44,7 @@ impl Session {
                     session_token: String::new(),
                     token: token.clone(),
                     since: None,
+                    address: None,
                     outbox: outbox.clone(),
                 }),
                 reply,

@@ -14,7 +14,7 @@ mod server;
 mod ws;
 
 pub use process::{Launch, Process};
-pub use server::{TestServer, loopback_media, without_rate_limits};
+pub use server::{TestServer, loopback_media, without_address_limits, without_rate_limits};
 pub use townhall_client::api::CreatedMeeting as TestMeeting;
 pub use ws::{Client, said_bye};
 
