@@ -54,6 +54,9 @@ pub struct Config {
     pub trusted_proxies: Vec<ProxyNet>,
     /// Delete a meeting's data this many days after it ended; 0 keeps it.
     pub retention_days: u32,
+    /// With `retention_days` set: delete a meeting that never ended (left scheduled or live)
+    /// this many days after it was created; 0 keeps such meetings.
+    pub retention_unended_days: u32,
     pub http: HttpConfig,
     /// Redis URL (`redis://[user:password@]host:port/db`): keep meetings in Redis and share
     /// them with the other nodes using it, instead of SQLite in the data dir.
@@ -143,6 +146,7 @@ impl Default for Config {
             trust_proxy: false,
             trusted_proxies: Vec::new(),
             retention_days: 0,
+            retention_unended_days: 365,
             http: HttpConfig::default(),
             redis: None,
             redis_prefix: "townhall".into(),
@@ -185,6 +189,10 @@ pub struct ServeArgs {
     /// Delete meeting data this many days after the meeting ended (0 keeps it).
     #[arg(long, env = "TOWNHALL_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// With retention on: delete a meeting that never ended this many days after it was
+    /// created (0 keeps it).
+    #[arg(long, env = "TOWNHALL_RETENTION_UNENDED_DAYS", value_name = "DAYS")]
+    pub retention_unended_days: Option<u32>,
     /// Keep meetings in Redis, shared with other nodes (instead of SQLite in the data dir).
     #[arg(
         long,
@@ -277,6 +285,9 @@ impl Config {
         }
         if let Some(v) = args.retention_days {
             config.retention_days = v;
+        }
+        if let Some(v) = args.retention_unended_days {
+            config.retention_unended_days = v;
         }
         if let Some(v) = &args.redis {
             config.redis = Some(v.clone());
