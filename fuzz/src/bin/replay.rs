@@ -57,7 +57,8 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
             }
             4 if len > 0 => {
                 let at = rng.below(len);
-                data[at] = b"{}[]\":,0-\\\nae\xc3\xa5\xe2\x80\x8b"[rng.below(19)];
+                const BYTES: &[u8] = b"{}[]\":,0-\\\nae\xc3\xa5\xe2\x80\x8b";
+                data[at] = BYTES[rng.below(BYTES.len())];
             }
             _ => data.truncate(rng.below(len + 1)),
         }
