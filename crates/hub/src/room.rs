@@ -803,20 +803,26 @@ impl Room {
         }
     }
 
-    /// Sends coalesced tallies every tick and the online count when it changed.
+    /// Sends coalesced tallies every tick and the online count when it changed, and wakes the
+    /// writers whose gathered frames are due. A timeout is a turn of its own: it ends with
+    /// [`Room::end_turn`], so a tick's frames reach their writers without waiting for the next
+    /// command, and every deadline [`Room::poll_timeout`] answers afterwards lies ahead of `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.in_flight.is_some() {
-            return;
+        if self.next_flush.is_some_and(|at| now >= at) {
+            self.flush_writes();
         }
-        if now >= self.next_tick {
-            self.flush_tallies();
-            self.next_tick = next_after(self.next_tick, self.config.tick(), now);
+        if self.in_flight.is_none() {
+            if now >= self.next_tick {
+                self.flush_tallies();
+                self.next_tick = next_after(self.next_tick, self.config.tick(), now);
+            }
+            if now >= self.next_presence {
+                self.flush_presence();
+                self.next_presence =
+                    next_after(self.next_presence, self.config.presence_interval(), now);
+            }
         }
-        if now >= self.next_presence {
-            self.flush_presence();
-            self.next_presence =
-                next_after(self.next_presence, self.config.presence_interval(), now);
-        }
+        self.end_turn(now);
     }
 
     /// Whether the room has had no sessions for `room_idle_secs` and may stop.

@@ -298,6 +298,16 @@ impl World {
         while self.room.poll_timeout() <= until {
             self.now = self.room.poll_timeout();
             self.room.handle_timeout(self.now);
+            assert!(
+                self.room.poll_timeout() > self.now,
+                "a handled timeout leaves its deadlines ahead (else the actor spins)"
+            );
+            if self.config.flush_ms == 0 {
+                assert!(
+                    !self.room.owes_wakes(),
+                    "a tick's frames wake their writers in the same turn"
+                );
+            }
         }
         self.now = until;
         self.clock.0 += ms;
@@ -528,6 +538,53 @@ fn a_client_that_never_reads_stalls_nobody_and_is_resynced() {
             ..fast_view
         }
     );
+}
+
+/// With `hub.flush_ms`, a room gathers several turns' frames before waking the writers: the
+/// wake-ups go out when the flush is due (not only at the next command), the deadline moves
+/// ahead once it fired, and a tick's tallies are woken like a command's frames.
+#[test]
+fn gathered_flushes_wake_writers_and_keep_deadlines_ahead() {
+    let mut w = World::new(HubConfig {
+        flush_ms: 50,
+        ..small_config()
+    });
+    let people = world();
+    let citizen = w.join(&people[0], Reads::Always, None).unwrap();
+    let other = w.join(&people[1], Reads::Always, None).unwrap();
+    let moderator = w.join(&people[3], Reads::Always, None).unwrap();
+    w.send(
+        moderator,
+        Command::PostComment(PostComment {
+            text: "Velkommen til borgermødet.".into(),
+        }),
+    );
+    w.commit(Outcome::Durable);
+    w.room.end_turn(w.now);
+    assert!(w.room.owes_wakes(), "the frames wait for the flush");
+    let due = w.room.poll_timeout();
+    assert!(due <= w.now + Duration::from_millis(50));
+    w.advance(50);
+    assert!(!w.room.owes_wakes(), "the flush woke every writer");
+    assert!(w.room.poll_timeout() > w.now);
+    w.drain(citizen, usize::MAX);
+    w.drain(other, usize::MAX);
+    assert_eq!(w.clients[citizen].view.offset, w.room.meeting().offset);
+
+    // A question reaches the moderators by time alone: no later command ends a turn.
+    w.send(
+        citizen,
+        Command::AskQuestion(AskQuestion {
+            text: "Hvornår bliver cykelstien færdig?".into(),
+            anonymous: false,
+        }),
+    );
+    w.commit(Outcome::Durable);
+    w.room.end_turn(w.now);
+    w.advance(200);
+    assert!(!w.room.owes_wakes());
+    w.settle();
+    w.check();
 }
 
 /// A session that overflows at exactly its capacity, one below and one above.
