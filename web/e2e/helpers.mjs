@@ -308,7 +308,7 @@ export async function textIn(page, selector, text, timeout = WAIT_MS) {
 export async function ask(page, text, { anonymous = false } = {}) {
   await page.locator('#ask-text').fill(text);
   await page.locator('#ask-anon').setChecked(anonymous);
-  await page.locator('#ask-form button[type=submit]').click();
+  await page.locator('#ask-submit').click();
   await visible(questionItem(page, '#mine', text));
 }
 
@@ -398,6 +398,8 @@ export async function waitForStats(page, fn, what, timeout = 20_000) {
 
 /** Studio page: turns on the fake camera and microphone and goes live; waits for LIVE. */
 export async function goLive(page, { label = '', timeout = 20_000 } = {}) {
+  // The devices, the name on screen and the rest sit in the panel that folds away.
+  if ((await page.locator('#bc-toggle').getAttribute('aria-expanded')) === 'false') await page.locator('#bc-toggle').click();
   if (await page.locator('#bc-devices').isVisible()) {
     await page.locator('#bc-devices').click();
     await page.waitForFunction(() => document.querySelector('#bc-camera').options.length > 0, null, { timeout });

@@ -24,7 +24,7 @@ let confirming = null;
 let links = null;
 
 const retitle = () => {
-  document.title = `${t('admin.title')} – townhall`;
+  document.title = `${t('admin.title')} – ${t('app.name')}`;
 };
 initPage(() => {
   retitle();

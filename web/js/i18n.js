@@ -59,7 +59,7 @@ const da = {
   'viewer.ask.help': 'Spørgsmål bliver læst af en moderator, før de vises for andre.',
   'viewer.qaClosed': 'Der er lukket for spørgsmål lige nu.',
   'viewer.name': 'Dit navn',
-  'viewer.name.label': 'Visningsnavn (valgfrit)',
+  'viewer.name.label': 'Dit navn (valgfrit)',
   'viewer.name.help': 'Vises ved dine spørgsmål og kommentarer. Lad feltet være tomt for ikke at vise et navn.',
   'viewer.name.save': 'Gem navn',
   'viewer.name.saved': 'Dit navn er gemt.',
@@ -78,6 +78,30 @@ const da = {
   'viewer.banned': 'Du er blevet fjernet fra mødet.',
   'viewer.ended': 'Mødet er afsluttet. Tak fordi du deltog.',
   'viewer.scheduled': 'Mødet er ikke begyndt endnu. Du kan allerede nu stille spørgsmål.',
+  'viewer.open': 'Stem på spørgsmålene',
+  'viewer.open.ended': 'Spørgsmål, der ikke nåede at blive besvaret',
+  'viewer.chat.as': 'Du skriver som {name}.',
+  'viewer.chat.asNone': 'Du skriver uden navn. Dit navn kan du skrive under Spørgsmål.',
+  'tabs.label': 'Mødets dele',
+  'waiting.title': 'Mødet er ikke begyndt endnu',
+  'waiting.text': 'Udsendelsen begynder her, når mødet starter. Du kan allerede nu stille spørgsmål.',
+  'ended.title': 'Mødet er afsluttet',
+  'ended.text': 'Tak fordi du deltog. Spørgsmålene og svarene fra mødet kan stadig læses her på siden.',
+  'deadEnd.home': 'Til forsiden',
+  'deadEnd.removed.title': 'Du er fjernet fra mødet',
+  'deadEnd.removed.text': 'Du er blevet fjernet fra mødet af en moderator.',
+  'deadEnd.removed.more': 'Du kan derfor ikke længere følge mødet, stille spørgsmål eller skrive i chatten her. Mener du, at det er en fejl, så kontakt kommunen.',
+  'deadEnd.notfound.title': 'Mødet findes ikke',
+  'deadEnd.notfound.text': 'Mødet findes ikke, eller også er det slettet. Tjek, at du har brugt hele linket, du har fået.',
+  'deadEnd.notfound.more': '',
+  'deadEnd.deleted.title': 'Mødet er slettet',
+  'deadEnd.deleted.text': 'Mødet er slettet af arrangøren sammen med alle dets data.',
+  'deadEnd.deleted.more': '',
+  'deadEnd.closed.title': 'Forbindelsen er lukket',
+  'deadEnd.closed.text': '{reason}',
+  'deadEnd.closed.more': 'Genindlæs siden for at prøve igen.',
+  'notfound.title': 'Mødet findes ikke',
+  'notfound.text': 'Mødet findes ikke, eller også er det slettet. Tjek, at du har brugt hele linket, du har fået.',
   'chars': '{n}/{max} tegn',
   'announce.question': 'Nyt spørgsmål: {text}',
   'announce.questions': '{n} nye spørgsmål',
@@ -215,6 +239,12 @@ const da = {
   'studio.notLive': 'Mødet er ikke live',
   'studio.wrongRole': 'Dette link giver ikke adgang til studiet.',
   'studio.noToken': 'Linket mangler sin hemmelige nøgle. Brug hele studielinket, du har fået af arrangøren.',
+  'studio.next': 'Næste spørgsmål',
+  'studio.next.empty': 'Der er ingen spørgsmål i køen.',
+  'studio.later': 'Senere i køen',
+  'studio.announcement': 'Fastgjort opslag',
+  'studio.ended': 'Mødet er afsluttet. Der kan ikke sendes mere.',
+  'bc.panel': 'Kamera, mikrofon og skærm',
 
   // Studio: the broadcast (studio-media.js)
   'bc.title': 'Udsendelse',
@@ -319,6 +349,8 @@ const da = {
   'tv.source.screen': 'Skærmdeling',
   'tv.source.interpreter': 'Tegnsprogstolk',
   'tv.sourceLabel': '{kind}: {label}',
+  'tv.fullscreen': 'Fuld skærm',
+  'tv.fullscreen.exit': 'Afslut fuld skærm',
 
   // Admin
   'admin.title': 'Arrangør',
@@ -492,7 +524,7 @@ const en = {
   'viewer.ask.help': 'A moderator reads questions before they are shown to others.',
   'viewer.qaClosed': 'Questions are closed right now.',
   'viewer.name': 'Your name',
-  'viewer.name.label': 'Display name (optional)',
+  'viewer.name.label': 'Your name (optional)',
   'viewer.name.help': 'Shown with your questions and comments. Leave it empty to show no name.',
   'viewer.name.save': 'Save name',
   'viewer.name.saved': 'Your name was saved.',
@@ -511,6 +543,30 @@ const en = {
   'viewer.banned': 'You have been removed from this meeting.',
   'viewer.ended': 'The meeting has ended. Thank you for taking part.',
   'viewer.scheduled': 'The meeting has not started yet. You can already ask questions.',
+  'viewer.open': 'Upvote the questions',
+  'viewer.open.ended': 'Questions there was no time to answer',
+  'viewer.chat.as': 'You write as {name}.',
+  'viewer.chat.asNone': 'You write without a name. You can give your name under Questions.',
+  'tabs.label': 'Parts of the meeting',
+  'waiting.title': 'The meeting has not started yet',
+  'waiting.text': 'The broadcast begins here when the meeting starts. You can already ask questions.',
+  'ended.title': 'The meeting has ended',
+  'ended.text': 'Thank you for taking part. The questions and answers of the meeting can still be read here.',
+  'deadEnd.home': 'Go to the front page',
+  'deadEnd.removed.title': 'You have been removed from the meeting',
+  'deadEnd.removed.text': 'A moderator has removed you from this meeting.',
+  'deadEnd.removed.more': 'So you can no longer follow the meeting, ask questions or write in the chat here. If you think this is a mistake, contact the municipality.',
+  'deadEnd.notfound.title': 'The meeting does not exist',
+  'deadEnd.notfound.text': 'The meeting does not exist, or it has been deleted. Check that you used the whole link you were given.',
+  'deadEnd.notfound.more': '',
+  'deadEnd.deleted.title': 'The meeting has been deleted',
+  'deadEnd.deleted.text': 'The organizer has deleted the meeting and all its data.',
+  'deadEnd.deleted.more': '',
+  'deadEnd.closed.title': 'The connection is closed',
+  'deadEnd.closed.text': '{reason}',
+  'deadEnd.closed.more': 'Reload the page to try again.',
+  'notfound.title': 'The meeting does not exist',
+  'notfound.text': 'The meeting does not exist, or it has been deleted. Check that you used the whole link you were given.',
   'chars': '{n}/{max} characters',
   'announce.question': 'New question: {text}',
   'announce.questions': '{n} new questions',
@@ -645,6 +701,12 @@ const en = {
   'studio.notLive': 'The meeting is not live',
   'studio.wrongRole': 'This link does not give access to the studio.',
   'studio.noToken': 'The link is missing its secret key. Use the whole studio link you got from the organizer.',
+  'studio.next': 'Next question',
+  'studio.next.empty': 'There are no questions in the queue.',
+  'studio.later': 'Later in the queue',
+  'studio.announcement': 'Pinned announcement',
+  'studio.ended': 'The meeting has ended. Nothing more can be broadcast.',
+  'bc.panel': 'Camera, microphone and screen',
 
   // Studio: the broadcast (studio-media.js)
   'bc.title': 'Broadcast',
@@ -749,6 +811,8 @@ const en = {
   'tv.source.screen': 'Screen share',
   'tv.source.interpreter': 'Sign-language interpreter',
   'tv.sourceLabel': '{kind}: {label}',
+  'tv.fullscreen': 'Full screen',
+  'tv.fullscreen.exit': 'Exit full screen',
 
   'admin.title': 'Organizer',
   'admin.heading': 'Organizer: town meetings',
@@ -867,7 +931,16 @@ const en = {
   'err.unknown': 'Something went wrong ({code}).',
 };
 
-const DICTS = { da, en };
+/** Both dictionaries, for the completeness test (web/e2e/i18n-complete.test.mjs). */
+export const DICTS = { da, en };
+
+/** The municipality's name from the server's brand config (the page's application-name), used
+ *  wherever the interface names itself; the product's own name otherwise. */
+export function setAppName(name) {
+  if (!name) return;
+  da['app.name'] = name;
+  en['app.name'] = name;
+}
 
 function stored() {
   try {

@@ -68,7 +68,7 @@ function render(m) {
   if (!mt) return;
 
   setText($('#meeting-title'), t('mod.heading', { title: mt.title }));
-  document.title = `${t('mod.title')}: ${mt.title} – townhall`;
+  document.title = `${t('mod.title')}: ${mt.title} – ${t('app.name')}`;
   statusBadge($('#meeting-status'), mt.status);
   onlineText($('#online'), m.online);
   const pending = m.byStatus('pending').sort((a, b) => a.id - b.id);

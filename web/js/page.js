@@ -3,11 +3,12 @@
 
 import { Connection, FATAL_CODES } from './connection.js';
 import { ViewModel } from './model.js';
-import { applyStatic, errorText, getLang, onLangChange, setLang, t } from './i18n.js';
+import { applyStatic, errorText, getLang, onLangChange, setAppName, setLang, t } from './i18n.js';
 import { $, $$, batcher, charCount, setText } from './dom.js';
 
 /** Sets up language and static texts; `rerender` runs after a language switch. */
 export function initPage(rerender) {
+  setAppName(document.querySelector('meta[name="application-name"]')?.content);
   document.documentElement.lang = getLang();
   applyStatic();
   const switches = $$('[data-lang]');
@@ -52,6 +53,9 @@ export function showFatal(text) {
   setText(box, text);
   box.hidden = false;
 }
+
+/** Dead ends of the citizen's page, by the code that closed the connection for good. */
+export const DEAD_ENDS = { banned: 'removed', no_meeting: 'notfound', meeting_deleted: 'deleted' };
 
 /**
  * Connects to the meeting and keeps a ViewModel in sync.
@@ -110,7 +114,10 @@ export function joinMeeting({ meeting, token, before, render, onNotice }) {
     model.apply(msg);
     schedule();
   });
-  conn.addEventListener('state', schedule);
+  conn.addEventListener('state', () => {
+    if (conn.state === 'open') clearConnectionMessages();
+    schedule();
+  });
   conn.addEventListener('notice', (e) => {
     const { code } = e.detail;
     if (FATAL_CODES.has(code)) showFatal(errorText(code));
@@ -149,10 +156,61 @@ export function lengthError(value) {
   return errorText(charCount(value) ? 'text_too_long' : 'text_empty');
 }
 
-/** Puts a message in a form's status line; `error` marks it as a problem. */
-export function formMessage(el, text, error = false) {
+/** Error codes that say the connection was not there: such a message is wrong once it is back. */
+const CONNECTION_CODES = new Set(['offline', 'disconnected', 'timeout']);
+const SUCCESS_MS = 6_000;
+const ERROR_MS = 20_000;
+/** The messages on show: element → { make, code, timer }, re-translated on a language switch. */
+const shown = new Map();
+
+/**
+ * Puts a message in a form's status line (a polite live region): announced once, cleared by
+ * itself (success after 6 s, an error after 20 s, when the user edits the form, or — for "no
+ * connection" — once the connection is back), and re-translated when the language changes.
+ * `text` is a string or a function that makes it in the current language; `error` marks a
+ * problem, `code` is the error code it came from.
+ */
+export function formMessage(el, text, error = false, code = null) {
+  const make = typeof text === 'function' ? text : () => text;
+  clearMessage(el);
   el.classList.toggle('error', error);
   el.textContent = '';
+  if (!make()) return;
+  const entry = { make, code, timer: 0 };
+  shown.set(el, entry);
   // Separate task so that repeating the same message is announced again.
-  setTimeout(() => setText(el, text), 30);
+  entry.timer = setTimeout(() => {
+    setText(el, make());
+    entry.timer = setTimeout(() => clearMessage(el), error ? ERROR_MS : SUCCESS_MS);
+  }, 30);
+  const form = el.closest('form');
+  if (form && error) {
+    const edited = () => clearMessage(el);
+    form.addEventListener('input', edited, { once: true });
+    entry.untie = () => form.removeEventListener('input', edited);
+  }
 }
+
+/** The text of an error (a CommandError or anything with `code`) in a form's status line. */
+export function formError(el, err) {
+  formMessage(el, () => errorText(err.code, err.retryAfterMs), true, err.code);
+}
+
+export function clearMessage(el) {
+  const entry = shown.get(el);
+  if (!entry) return;
+  clearTimeout(entry.timer);
+  if (entry.untie) entry.untie();
+  shown.delete(el);
+  el.textContent = '';
+  el.classList.remove('error');
+}
+
+/** Once the connection is back, "no connection" messages are no longer true. */
+export function clearConnectionMessages() {
+  for (const [el, entry] of [...shown]) if (CONNECTION_CODES.has(entry.code)) clearMessage(el);
+}
+
+onLangChange(() => {
+  for (const [el, entry] of shown) if (el.textContent) setText(el, entry.make());
+});

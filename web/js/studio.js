@@ -1,10 +1,12 @@
-// The speakers' page: /m/{meeting}/studio#TOKEN — going live with camera, microphone and screen
-// (studio-media.js), the question on air in large text, the queue beside it, and "mark answered".
+// The speakers' page: /m/{meeting}/studio#TOKEN — a presenter view: the question on air in large
+// text, the next one and the pinned announcement beside it, first on the page; going live with
+// camera, microphone and screen (studio-media.js) in a bar whose details fold away; the rest of
+// the queue and the poll below.
 
 import { $, h, setText, syncList } from './dom.js';
 import { broadcastStatus, initBroadcast } from './studio-media.js';
-import { errorText, t } from './i18n.js';
-import { formMessage, initPage, joinMeeting, meetingFromPath, showFatal, staffMeeting, tokenFromHash } from './page.js';
+import { t } from './i18n.js';
+import { formError, initPage, joinMeeting, meetingFromPath, showFatal, staffMeeting, tokenFromHash } from './page.js';
 import {
   authorName, metaLine, onlineText, pollIsOpen, pollResults, pollTotal, questionText, sig, votesText,
 } from './views.js';
@@ -17,6 +19,24 @@ let session = null;
 
 initPage(() => session && session.rerender());
 
+/** Whether the broadcast details are unfolded, remembered on this computer. */
+const PANEL_KEY = 'townhall.studio.panel';
+function setPanel(open) {
+  $('#bc-panel').hidden = !open;
+  $('#bc-toggle').setAttribute('aria-expanded', String(open));
+  try {
+    localStorage.setItem(PANEL_KEY, open ? 'open' : 'closed');
+  } catch {
+    // storage off: the choice lasts for this page
+  }
+}
+$('#bc-toggle').addEventListener('click', () => setPanel($('#bc-panel').hidden));
+try {
+  setPanel(localStorage.getItem(PANEL_KEY) === 'open');
+} catch {
+  setPanel(false);
+}
+
 if (!meeting) showFatal(t('err.no_meeting'));
 else if (!token) showFatal(t('studio.noToken'));
 else {
@@ -28,9 +48,15 @@ function render(m) {
   const mt = staffMeeting(m, STUDIO_ROLES, 'studio.wrongRole', session);
   if (!mt) return;
   setText($('#meeting-title'), t('studio.heading', { title: mt.title }));
-  document.title = `${t('studio.title')}: ${mt.title} – townhall`;
-  onlineText($('#online'), m.online);
+  document.title = `${t('studio.title')}: ${mt.title} – ${t('app.name')}`;
   const live = mt.status === 'live';
+  const ended = mt.status === 'ended';
+  onlineText($('#online'), ended ? null : m.online);
+  // After the end nothing can be sent or marked: the broadcast bar goes, one line says why.
+  $('#studio-ended').hidden = !ended;
+  $('#broadcast').hidden = ended;
+  $('#announcement-box').hidden = !mt.announcement || ended;
+  setText($('#studio-announcement'), mt.announcement || '');
   // One clear state: "the meeting is live", or what it is instead (scheduled, ended).
   setText($('#live-state'), live ? t('studio.live') : `${t('studio.notLive')} (${t(`status.${mt.status}`)})`);
   $('#live-state').classList.toggle('is-live', live);
@@ -39,7 +65,7 @@ function render(m) {
   const q = m.onAir();
   syncList($('#on-air'), q ? [q] : [null], {
     key: (x) => (x ? `q${x.id}` : 'empty'),
-    sig: (x) => sig(x),
+    sig: (x) => sig(x, ended),
     render: (x) =>
       x
         ? h(
@@ -47,13 +73,15 @@ function render(m) {
           { class: 'studio-question', 'data-qid': x.id },
           questionText(x, 'onair-text', 'studio-text'),
           metaLine(authorName(x), votesText(x.votes)),
-          h('button', {
-            type: 'button',
-            class: 'primary big',
-            'data-fkey': `answered-${x.id}`,
-            'data-action': 'answered',
-            on: { click: () => markAnswered(x.id) },
-          }, t('act.answered')),
+          ended
+            ? null
+            : h('button', {
+              type: 'button',
+              class: 'primary big',
+              'data-fkey': `answered-${x.id}`,
+              'data-action': 'answered',
+              on: { click: () => markAnswered(x.id) },
+            }, t('act.answered')),
         )
         : h('p', { class: 'empty studio-empty' }, t('studio.onAir.empty')),
   });
@@ -82,8 +110,19 @@ function render(m) {
     },
   });
 
-  const queue = m.queue();
-  $('#queue-empty').hidden = queue.length > 0;
+  // The next question large, beside the one on air; the rest of the queue below.
+  const [next, ...later] = m.queue();
+  syncList($('#next'), [next || null], {
+    key: (x) => (x ? `q${x.id}` : 'empty'),
+    sig: (x) => sig(x),
+    render: (x) =>
+      x
+        ? h('article', { class: 'studio-next-q', 'data-qid': x.id }, questionText(x, 'next-text', 'next-text'), metaLine(authorName(x), votesText(x.votes)))
+        : h('p', { class: 'empty' }, t('studio.next.empty')),
+  });
+  const queue = later;
+  $('#queue-empty').hidden = true;
+  $('.studio-queue').hidden = queue.length === 0;
   syncList($('#queue'), queue, {
     key: (x) => x.id,
     sig: (x) => sig(x),
@@ -95,6 +134,6 @@ async function markAnswered(id) {
   try {
     await session.conn.send({ type: 'mark_answered', question: id });
   } catch (e) {
-    formMessage($('#studio-msg'), errorText(e.code, e.retryAfterMs), true);
+    formError($('#studio-msg'), e);
   }
 }

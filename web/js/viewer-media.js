@@ -48,6 +48,9 @@ export function initStage(meeting) {
     tv.slots.push({ fig, video, caption, audio });
   }
   $('#tv-sound').addEventListener('click', toggleSound);
+  $('#tv-fullscreen').addEventListener('click', toggleFullscreen);
+  document.addEventListener('fullscreenchange', paint);
+  document.addEventListener('webkitfullscreenchange', paint);
   $('#tv-quality').addEventListener('change', chooseLayer);
   window.addEventListener('pagehide', () => stopViewer({ keepalive: true }));
   onLangChange(paint);
@@ -181,6 +184,34 @@ function toggleSound() {
   paint();
 }
 
+/** The element shown full screen: the whole stage (every picture, the interpreter included);
+ *  where only a <video> can go full screen (iPhone), the main picture. */
+function fullscreenElement() {
+  return document.fullscreenElement || document.webkitFullscreenElement || null;
+}
+
+function canFullscreen() {
+  const stage = $('#stage');
+  return !!(stage.requestFullscreen || stage.webkitRequestFullscreen || tv.slots.some((s) => s.video.webkitEnterFullscreen));
+}
+
+async function toggleFullscreen() {
+  const stage = $('#stage');
+  try {
+    if (fullscreenElement()) {
+      await (document.exitFullscreen || document.webkitExitFullscreen).call(document);
+    } else if (stage.requestFullscreen || stage.webkitRequestFullscreen) {
+      await (stage.requestFullscreen || stage.webkitRequestFullscreen).call(stage);
+    } else {
+      const main = tv.slots.find((s) => s.fig.dataset.role === 'main') || tv.slots[0];
+      main.video.webkitEnterFullscreen();
+    }
+  } catch {
+    // Refused (not from a click, or not allowed here): the button stays as it was.
+  }
+  paint();
+}
+
 async function chooseLayer() {
   const rid = LAYERS[$('#tv-quality').value] ?? null;
   const msg = $('#tv-msg');
@@ -268,6 +299,9 @@ function paint() {
   if (state !== 'off' && tv.announced !== state) {
     tv.announced = state;
     setText($('#tv-status'), say);
+  } else if (tv.announced === state && $('#tv-status').textContent) {
+    // After a language switch the same state, in the new language.
+    setText($('#tv-status'), say);
   }
 
   $('.tv-controls').hidden = !tv.viewer;
@@ -277,6 +311,11 @@ function paint() {
   setText(sound, t(tv.sound === 'on' ? 'tv.sound.off' : 'tv.sound.on'));
   sound.classList.toggle('primary', tv.sound !== 'on');
   sound.dataset.sound = tv.sound;
+
+  const full = $('#tv-fullscreen');
+  full.hidden = !tv.viewer || !canFullscreen();
+  const isFull = !!fullscreenElement();
+  setText(full, t(isFull ? 'tv.fullscreen.exit' : 'tv.fullscreen'));
 
   const q = tv.quality;
   setText($('#tv-quality-info'), q && q.width && state === 'playing' ? t('tv.quality.now', { w: q.width, h: q.height }) : '');

@@ -1,10 +1,15 @@
-// The citizen's page: /m/{meeting} — the live picture (viewer-media.js), questions, votes, polls
-// and chat.
+// The citizen's page: /m/{meeting} — video first: the live picture (viewer-media.js) on top and,
+// on a phone, kept in view while Questions, Chat and Poll (tabs.js) scroll under it. The page has
+// one view at a time (body[data-view]): loading, scheduled, live, ended, or a dead end (removed,
+// notfound, deleted) where nothing but the explanation is shown.
 
 import { $, announcer, charCount, h, setText, syncList } from './dom.js';
-import { errorText, t } from './i18n.js';
+import { t } from './i18n.js';
 import { initStage, stageStatus } from './viewer-media.js';
-import { charCounter, formMessage, initPage, joinMeeting, lengthError, meetingFromPath, showFatal } from './page.js';
+import { initTabs } from './tabs.js';
+import {
+  DEAD_ENDS, charCounter, formError, formMessage, initPage, joinMeeting, lengthError, meetingFromPath, showFatal,
+} from './page.js';
 import {
   askedAt, authorName, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal,
   questionText, sig, statusBadge, statusText, stickToBottom, votesText,
@@ -25,6 +30,9 @@ const pollChoice = new Map();
 
 initPage(() => session && session.rerender());
 
+const tabs = initTabs($('#tabs'));
+/** The view last rendered, to act once when it changes (focus, stopping the picture). */
+let lastView = 'loading';
 const announce = announcer($('#announcer'));
 const askOk = charCounter($('#ask-text'), $('#ask-count'), MAX_QUESTION, charCount);
 const chatOk = charCounter($('#chat-text'), $('#chat-count'), MAX_COMMENT, charCount);
@@ -35,7 +43,7 @@ $('#name-input').addEventListener('input', () => {
 });
 
 if (!meeting) {
-  showFatal(t('err.no_meeting'));
+  deadEnd('notfound');
 } else {
   session = joinMeeting({ meeting, before: beforeFrame, render });
   initStage(meeting);
@@ -71,54 +79,108 @@ function beforeFrame(msg, model) {
   }
 }
 
+/** Which view the page shows: a dead end when the connection was closed for good (or this
+ *  citizen was removed), else the meeting's own state. */
+function viewOf(model, conn) {
+  if (model.you?.banned) return 'removed';
+  if (conn.state === 'closed') return DEAD_ENDS[conn.closeCode] || 'closed';
+  const m = model.meeting;
+  if (!m) return 'loading';
+  if (m.status === 'ended') return 'ended';
+  return m.status === 'live' ? 'live' : 'scheduled';
+}
+
+/** Replaces the meeting with one explanation: removed, no such meeting, deleted. The heading
+ *  takes the focus if the focus was in the part that disappears. */
+function deadEnd(view, code) {
+  const box = $('#dead-end');
+  const wasHidden = box.hidden;
+  document.body.dataset.view = view;
+  setText($('#dead-end-h'), t(`deadEnd.${view}.title`));
+  showFatal(t(`deadEnd.${view}.text`, { reason: code ? t(`err.${code}`) : '' }));
+  setText($('#dead-end-more'), t(`deadEnd.${view}.more`));
+  box.hidden = false;
+  const ui = $('#meeting-ui');
+  const focusLost = ui.contains(document.activeElement);
+  ui.hidden = true;
+  stageStatus('closed');
+  document.title = `${t(`deadEnd.${view}.title`)} – ${t('app.name')}`;
+  if (wasHidden && focusLost) $('#dead-end-h').focus();
+}
+
 function render(model, conn) {
+  const view = viewOf(model, conn);
+  const changed = view !== lastView;
+  lastView = view;
+  if (view in DEAD_END_VIEWS) {
+    deadEnd(view, conn.closeCode);
+    return;
+  }
   const m = model.meeting;
   if (!m) return;
+  document.body.dataset.view = view;
   const you = model.you || { muted: false, banned: false };
-  // Closed for good (removed, meeting deleted): nothing can be sent any more.
+  // Closed for good for another reason (stopped): nothing can be sent any more.
   const gone = conn.state === 'closed';
+  const ended = view === 'ended';
 
   setText($('#meeting-title'), m.title);
-  document.title = `${m.title} – townhall`;
+  document.title = `${m.title} – ${t('app.name')}`;
   statusBadge($('#meeting-status'), m.status);
-  stageStatus(you.banned || gone ? 'closed' : m.status);
-  onlineText($('#online'), model.online);
+  stageStatus(gone ? 'closed' : m.status);
+  // A count of people online is meaningless once the meeting is over.
+  onlineText($('#online'), ended ? null : model.online);
 
-  // One line about the state of the meeting and of this citizen.
+  $('#ended').hidden = !ended;
+  $('#ended-links').hidden = $('#ended-links').children.length === 0;
+  $('#waiting').hidden = view !== 'scheduled';
+  // The form the citizen was in disappears at the end: the focus goes to what replaced it.
+  const active = document.activeElement;
+  if (changed && ended && (!active || active === document.body || active.closest('[hidden]'))) $('#ended-h').focus();
+
+  // One line about this citizen, when it matters.
   let note = '';
-  if (you.banned) note = t('viewer.banned');
-  else if (m.status === 'ended') note = t('viewer.ended');
-  else if (you.muted) note = t('viewer.muted');
-  else if (m.status === 'scheduled') note = t('viewer.scheduled');
+  if (!ended && you.muted) note = t('viewer.muted');
   setText($('#state-note'), note);
   $('#state-note').hidden = !note;
 
-  $('#announcement').hidden = !m.announcement;
+  $('#announcement').hidden = !m.announcement || ended;
   setText($('#announcement-text'), m.announcement || '');
 
-  renderOnAir(model);
+  renderOnAir(model, ended);
   renderPolls(model, you, gone);
-  renderQuestions(model);
+  renderQuestions(model, ended);
   renderMine(model);
   renderChat(model, you, gone);
 
-  // The ask form.
-  const canAsk = !gone && m.status !== 'ended' && m.qa_open && !you.muted && !you.banned;
-  $('#qa-closed').hidden = m.qa_open || m.status === 'ended';
-  for (const el of $('#ask-form').elements) el.disabled = !canAsk;
+  // The ask form: gone after the end; disabled (with the reason beside it) while it cannot work.
+  $('#ask-box').hidden = ended;
+  const canAsk = !gone && !ended && m.qa_open && !you.muted;
+  $('#qa-closed').hidden = m.qa_open || ended;
+  for (const el of [$('#ask-text'), $('#ask-anon'), $('#ask-submit')]) el.disabled = !canAsk;
 
-  // The name form.
+  // The name: kept while the citizen types, else what the server has.
   const nameInput = $('#name-input');
   if (!nameDirty && document.activeElement !== nameInput) {
     nameInput.value = you.name || '';
     nameInput.dispatchEvent(new Event('input'));
     nameDirty = false;
   }
-  for (const el of $('#name-form').elements) el.disabled = gone || you.banned || m.status === 'ended';
+  for (const el of [nameInput, $('#name-save')]) el.disabled = gone || ended;
+  setText($('#chat-as'), you.name ? t('viewer.chat.as', { name: you.name }) : t('viewer.chat.asNone'));
+
+  tabs.setCount('tab-questions', model.openByVotes().length);
+  tabs.setCount('tab-chat', model.comments.size);
+  tabs.setCount('tab-polls', model.polls.size);
+  tabs.setAvailable('tab-polls', model.polls.size > 0);
 }
 
-function renderOnAir(model) {
+const DEAD_END_VIEWS = { removed: 1, notfound: 1, deleted: 1, closed: 1 };
+
+function renderOnAir(model, ended) {
   const q = model.onAir();
+  // Shown while a question is on air: "nothing on air" would only push the rest down.
+  $('#on-air-card').hidden = ended || !q;
   const box = $('#on-air');
   syncList(box, q ? [q] : [null], {
     key: (x) => (x ? `q${x.id}` : 'empty'),
@@ -139,7 +201,6 @@ function renderOnAir(model) {
  *  answered here, else the results (with this citizen's choice marked). */
 function renderPolls(model, you, gone) {
   const polls = model.pollList();
-  $('#polls-card').hidden = polls.length === 0;
   const state = (p) => {
     const open = pollIsOpen(p, model.meeting);
     const mine = model.answered.get(p.id);
@@ -225,7 +286,7 @@ async function answerPoll(id, form) {
   const msg = $('#poll-msg');
   const checked = form.querySelector('input[type=radio]:checked');
   if (!checked) {
-    formMessage(msg, t('poll.choose'), true);
+    formMessage(msg, () => t('poll.choose'), true);
     form.querySelector('input[type=radio]').focus();
     return;
   }
@@ -236,9 +297,9 @@ async function answerPoll(id, form) {
   try {
     await session.conn.send({ type: 'answer_poll', poll: id, option: Number(checked.value) });
     pollChoice.delete(id);
-    formMessage(msg, t('poll.thanks'));
+    formMessage(msg, () => t('poll.thanks'));
   } catch (e) {
-    formMessage(msg, errorText(e.code, e.retryAfterMs), true);
+    formError(msg, e);
   } finally {
     busyPolls.delete(id);
     button.removeAttribute('aria-disabled');
@@ -246,14 +307,17 @@ async function answerPoll(id, form) {
   }
 }
 
-function renderQuestions(model) {
+function renderQuestions(model, ended) {
   const list = model.openByVotes();
   const queued = new Set(model.meeting.queue || []);
   $('#questions-empty').hidden = list.length > 0;
+  // After the end nothing can be voted on: the open questions are read-only, with their votes.
+  setText($('#open-h'), t(ended ? 'viewer.open.ended' : 'viewer.open'));
+  $('#questions-hint').hidden = ended;
   syncList($('#questions'), list, {
     key: (q) => q.id,
-    sig: (q) => sig(q, model.voted.has(q.id), busyVotes.has(q.id), queued.has(q.id)),
-    render: (q) => questionItem(q, model.voted.has(q.id), queued.has(q.id)),
+    sig: (q) => sig(q, model.voted.has(q.id), busyVotes.has(q.id), queued.has(q.id), ended),
+    render: (q) => questionItem(q, model.voted.has(q.id), queued.has(q.id), ended),
   });
 
   const answered = model.byStatus('answered').sort((a, b) => b.id - a.id);
@@ -267,8 +331,16 @@ function renderQuestions(model) {
   });
 }
 
-function questionItem(q, voted, queued) {
+function questionItem(q, voted, queued, ended) {
   const textId = `qt-${q.id}`;
+  if (ended) {
+    return h(
+      'li',
+      { class: 'q', 'data-qid': q.id },
+      questionText(q),
+      metaLine(authorName(q), askedAt(q), votesText(q.votes), q.mine ? t('q.mine') : null),
+    );
+  }
   const button = h(
     'button',
     {
@@ -301,7 +373,7 @@ async function toggleVote(id, voted) {
     await session.conn.send({ type: voted ? 'retract_upvote' : 'upvote', question: id });
   } catch (e) {
     // Already in the wanted state: the model catches up from the server's `voted` frame.
-    if (e.code !== 'already_voted' && e.code !== 'not_voted') formMessage($('#vote-msg'), errorText(e.code, e.retryAfterMs), true);
+    if (e.code !== 'already_voted' && e.code !== 'not_voted') formError($('#vote-msg'), e);
   } finally {
     busyVotes.delete(id);
     session.rerender();
@@ -334,8 +406,10 @@ function renderChat(model, you, gone) {
   let closed = '';
   if (!m.chat_open) closed = t('viewer.chat.closed');
   else if (m.status === 'scheduled') closed = t('viewer.chat.notLive');
-  $('#chat-closed').hidden = !closed || m.status === 'ended';
+  const ended = m.status === 'ended';
+  $('#chat-closed').hidden = !closed || ended;
   setText($('#chat-closed'), closed);
+  $('#chat-form').hidden = ended;
 
   const comments = model.commentList().slice(-MAX_COMMENTS_SHOWN);
   $('#comments-empty').hidden = comments.length > 0;
@@ -345,44 +419,89 @@ function renderChat(model, you, gone) {
     syncList(list, comments, { key: (c) => c.id, sig: (c) => sig(c), render: (c) => commentItem(c) }),
   );
 
-  const canChat = !gone && m.status === 'live' && m.chat_open && !you.muted && !you.banned;
+  const canChat = !gone && m.status === 'live' && m.chat_open && !you.muted;
   for (const el of $('#chat-form').elements) el.disabled = !canChat;
 }
 
-/** A form that sends its text field as a command: checks the length first, disables the
- *  button while sending, clears the field on success and shows `sent` (or the error). */
-function textForm(formSel, fieldSel, msgSel, lengthOk, build) {
+/** A form that sends its text field as a command: checks the length first, keeps the focus
+ *  where it is while sending (a disabled button would drop it to the page), clears the field on
+ *  success and shows `sent` (or the error). `before` runs first (saving a changed name). */
+function textForm(formSel, fieldSel, msgSel, lengthOk, build, before = async () => {}) {
+  let busy = false;
   $(formSel).addEventListener('submit', async (e) => {
     e.preventDefault();
+    if (e.submitter && e.submitter.id === 'name-save') {
+      saveName();
+      return;
+    }
     const field = $(fieldSel);
     const msg = $(msgSel);
     if (!lengthOk()) {
-      formMessage(msg, lengthError(field.value), true);
+      formMessage(msg, () => lengthError(field.value), true);
       field.focus();
       return;
     }
-    const submit = e.submitter || $(`${formSel} button[type=submit]`);
-    submit.disabled = true;
+    if (busy) return;
+    busy = true;
+    const submit = $(`${formSel} button.primary[type=submit]`);
+    submit.setAttribute('aria-disabled', 'true');
     try {
+      await before();
       const { command, sent } = build(field.value);
       await session.conn.send(command);
       field.value = '';
       field.dispatchEvent(new Event('input'));
       formMessage(msg, sent);
     } catch (err) {
-      formMessage(msg, errorText(err.code, err.retryAfterMs), true);
+      formError(msg, err);
     } finally {
-      submit.disabled = false;
+      busy = false;
+      submit.removeAttribute('aria-disabled');
       session.rerender();
     }
   });
 }
 
+/** Sends the name if the citizen changed it; resolves when the server has it. */
+async function nameIfChanged() {
+  const input = $('#name-input');
+  const current = session.model.you?.name || '';
+  if (!nameDirty || input.value.trim() === current) return;
+  if (charCount(input.value) > MAX_NAME) throw Object.assign(new Error('name'), { code: 'text_too_long' });
+  await session.conn.send({ type: 'set_name', name: input.value });
+  nameDirty = false;
+}
+
+async function saveName() {
+  const input = $('#name-input');
+  const msg = $('#name-msg');
+  if (charCount(input.value) > MAX_NAME) {
+    formMessage(msg, () => t('err.text_too_long'), true);
+    input.focus();
+    return;
+  }
+  try {
+    await session.conn.send({ type: 'set_name', name: input.value });
+    nameDirty = false;
+    const key = input.value.trim() ? 'viewer.name.saved' : 'viewer.name.cleared';
+    formMessage(msg, () => t(key));
+  } catch (err) {
+    formError(msg, err);
+  }
+}
+
 function wireForms() {
-  textForm('#ask-form', '#ask-text', '#ask-msg', askOk, (text) => ({
-    command: { type: 'ask_question', text, anonymous: $('#ask-anon').checked },
-    sent: t('viewer.ask.sent'),
-  }));
+  textForm(
+    '#ask-form',
+    '#ask-text',
+    '#ask-msg',
+    askOk,
+    (text) => ({
+      command: { type: 'ask_question', text, anonymous: $('#ask-anon').checked },
+      sent: () => t('viewer.ask.sent'),
+    }),
+    nameIfChanged,
+  );
   textForm('#chat-form', '#chat-text', '#chat-msg', chatOk, (text) => ({
     command: { type: 'post_comment', text },
     sent: '',
@@ -392,23 +511,6 @@ function wireForms() {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       $('#chat-form').requestSubmit();
-    }
-  });
-
-  $('#name-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const input = $('#name-input');
-    const msg = $('#name-msg');
-    if (charCount(input.value) > MAX_NAME) {
-      formMessage(msg, errorText('text_too_long'), true);
-      return;
-    }
-    try {
-      await session.conn.send({ type: 'set_name', name: input.value });
-      nameDirty = false;
-      formMessage(msg, input.value.trim() ? t('viewer.name.saved') : t('viewer.name.cleared'));
-    } catch (err) {
-      formMessage(msg, errorText(err.code, err.retryAfterMs), true);
     }
   });
 }

@@ -8,8 +8,9 @@ export function statusBadge(el, status) {
   el.className = `badge status-${status}`;
 }
 
+/** "N online"; `null` shows nothing (a meeting that is over has nobody "online"). */
 export function onlineText(el, n) {
-  setText(el, tn('online', n));
+  setText(el, n === null || n === undefined ? '' : tn('online', n));
 }
 
 /** The name shown with a question in public (viewer, studio): "anonymous" when asked so, even

@@ -37,11 +37,6 @@ pub struct HubConfig {
     pub room_idle_secs: u64,
     /// Commands a room decides and commits together at most.
     pub max_batch: usize,
-    /// Milliseconds a connection's writer waits after its first queued frame so that frames
-    /// arriving meanwhile share one socket write. 0 writes at once. Under heavy fan-out a few
-    /// milliseconds turn many small writes (one syscall each) into one; it adds at most this
-    /// much delay.
-    pub write_delay_ms: u64,
     /// Milliseconds a room gathers the frames of several turns before waking the writers, so
     /// a connection gets them in one write. 0 wakes them at the end of each turn (one batch of
     /// commands, one tick): the frames of one turn always share a write.
@@ -88,7 +83,6 @@ impl Default for HubConfig {
             idle_timeout_secs: 90,
             room_idle_secs: 60,
             max_batch: 2048,
-            write_delay_ms: 0,
             flush_ms: 0,
             people_per_address: 10,
             address_questions_per_min: 30,
@@ -109,10 +103,6 @@ impl HubConfig {
 
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_ms)
-    }
-
-    pub fn write_delay(&self) -> Duration {
-        Duration::from_millis(self.write_delay_ms)
     }
 
     /// The meeting limits these settings change (the rest stay core's defaults).
@@ -161,9 +151,6 @@ impl HubConfig {
         }
         if self.flush_ms > 1000 {
             return Err("hub.flush_ms must be at most 1000".into());
-        }
-        if self.write_delay_ms > 1000 {
-            return Err("hub.write_delay_ms must be at most 1000".into());
         }
         Ok(())
     }

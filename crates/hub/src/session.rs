@@ -151,16 +151,8 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
     inbound.joined(Instant::now());
     debug!(meeting_id = %hello.meeting, "joined");
 
-    let writer = tokio::spawn(
-        write_loop(
-            sink,
-            outbox.clone(),
-            room.clone(),
-            session,
-            hub.config.write_delay(),
-        )
-        .in_current_span(),
-    );
+    let writer =
+        tokio::spawn(write_loop(sink, outbox.clone(), room.clone(), session).in_current_span());
     read_loop(
         &hub,
         &mut stream,
@@ -303,7 +295,6 @@ async fn write_loop(
     outbox: Arc<Outbox>,
     room: RoomHandle,
     session: SessionId,
-    write_delay: Duration,
 ) {
     let mut kicked = outbox.watch_kick();
     // Starts empty: most connections never need a large batch.
@@ -325,12 +316,6 @@ async fn write_loop(
                 let _ = timeout(BYE_TIMEOUT, sink.close()).await;
                 return;
             }
-        }
-        if !write_delay.is_zero() && batch.len() < WRITE_BATCH {
-            // Let the frames of the same burst join this write: one syscall for all of them.
-            tokio::time::sleep(write_delay).await;
-            let room_left = WRITE_BATCH - batch.len();
-            outbox.take_frames(&mut batch, room_left);
         }
         let written = tokio::select! {
             biased;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use townhall_hub::HubConfig;
 use townhall_media::MediaConfig;
 
+pub use crate::brand::BrandConfig;
 pub use crate::forwarded::ProxyNet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -68,6 +69,8 @@ pub struct Config {
     pub node_id: Option<String>,
     pub hub: HubConfig,
     pub media: MediaConfig,
+    /// The municipality's name, logo and accent colour on every page.
+    pub brand: BrandConfig,
 }
 
 /// Limits of the HTTP listener (`[http]`): how long and how many connections a client may hold
@@ -153,6 +156,7 @@ impl Default for Config {
             node_id: None,
             hub: HubConfig::default(),
             media: MediaConfig::default(),
+            brand: BrandConfig::default(),
         }
     }
 }
@@ -360,6 +364,7 @@ impl Config {
             )));
         }
         self.hub.validate().map_err(ConfigError::Invalid)?;
+        crate::brand::validate(&self.brand).map_err(ConfigError::Invalid)?;
         self.media.validate().map_err(ConfigError::Invalid)
     }
 

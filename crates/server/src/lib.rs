@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod brand;
 pub mod config;
 mod export;
 mod extract;
@@ -62,6 +63,8 @@ pub struct App {
     /// Viewer counts summed over the nodes (Redis), or this node's alone (SQLite); for the
     /// hub's presence tick.
     pub presence: Arc<dyn PresenceBoard>,
+    /// The municipality's name, logo and colours on the pages (`[brand]`).
+    pub brand: brand::Brand,
 }
 
 /// What the storage choice brings: the log, the shared secrets and the presence board.
@@ -76,6 +79,10 @@ struct Storage {
 /// application state. With Redis unreachable it waits, logging each retry, until it answers.
 pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)> {
     let node_id = config.node_id();
+    let (brand, brand_warning) = brand::Brand::load(&config.brand)?;
+    if let Some(warning) = brand_warning {
+        tracing::warn!("{warning}");
+    }
     let storage = match &config.redis {
         None => open_sqlite(&config)?,
         Some(url) => open_redis(&config, url, &node_id).await?,
@@ -121,6 +128,7 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
         http_metrics,
         node_id,
         presence,
+        brand,
     });
     Ok((app, admin.generated))
 }

@@ -119,34 +119,53 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         ),
     }
     if demo {
-        let created = app.hub.create_meeting("Borgermøde (demo)").await?;
-        let id = created.record.id.clone();
-        app.hub
-            .command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
-            .await?;
-        app.hub
-            .command(
-                &id,
-                Actor::organizer(),
-                Command::PinAnnouncement(PinAnnouncement {
-                    text:
-                        "Velkommen til demo-mødet. Stil et spørgsmål, og se det på moderatorsiden."
-                            .into(),
-                }),
-            )
-            .await?;
-        say!("  demo meeting (live):");
+        let (id, moderator, studio, reused) = demo_meeting(&app).await?;
+        say!(
+            "  demo meeting (live{}):",
+            if reused { ", the one from before" } else { "" }
+        );
         say!("    citizens:   {base}/m/{id}");
-        say!(
-            "    moderators: {base}/m/{id}/moderate#{}",
-            created.moderator_token
-        );
-        say!(
-            "    studio:     {base}/m/{id}/studio#{}",
-            created.studio_token
-        );
+        say!("    moderators: {base}/m/{id}/moderate#{moderator}");
+        say!("    studio:     {base}/m/{id}/studio#{studio}");
     }
     townhall_server::run(listener, app, shutdown_signal()).await
+}
+
+const DEMO_TITLE: &str = "Borgermøde (demo)";
+
+/// The live demo meeting: the one an earlier `--demo` made, if it is still live (with new
+/// links, as only their hashes are kept), else a new one. Running `--demo` again does not pile
+/// up demo meetings. Returns the id, the moderator and studio tokens, and whether it was reused.
+async fn demo_meeting(
+    app: &townhall_server::App,
+) -> anyhow::Result<(townhall_core::MeetingId, String, String, bool)> {
+    let existing = app
+        .hub
+        .log()
+        .list_meetings()
+        .await?
+        .into_iter()
+        .find(|m| m.title == DEMO_TITLE && m.status == townhall_core::MeetingStatus::Live);
+    if let Some(record) = existing {
+        let (moderator, studio) = app.hub.rotate_links(&record.id).await?;
+        return Ok((record.id, moderator, studio, true));
+    }
+    let created = app.hub.create_meeting(DEMO_TITLE).await?;
+    let id = created.record.id.clone();
+    app.hub
+        .command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
+        .await?;
+    app.hub
+        .command(
+            &id,
+            Actor::organizer(),
+            Command::PinAnnouncement(PinAnnouncement {
+                text: "Velkommen til demo-mødet. Stil et spørgsmål, og se det på moderatorsiden."
+                    .into(),
+            }),
+        )
+        .await?;
+    Ok((id, created.moderator_token, created.studio_token, false))
 }
 
 async fn shutdown_signal() {

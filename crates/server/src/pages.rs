@@ -34,6 +34,8 @@ pub fn routes() -> Router<Arc<App>> {
             get(|s, h, p| meeting_page_named(s, h, p, "studio.html")),
         )
         .route("/assets/{*path}", get(asset))
+        .route("/brand.css", get(brand_css))
+        .route("/brand/logo", get(brand_logo))
 }
 
 /// The participant id in a request's valid session cookie.
@@ -61,18 +63,24 @@ fn session_cookie(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 async fn page(State(app): State<Arc<App>>, headers: HeaderMap, name: &'static str) -> Response {
+    html(&app, &headers, StatusCode::OK, name)
+}
+
+/// An embedded HTML page with `status`, and the session cookie when the browser has none.
+fn html(app: &App, headers: &HeaderMap, status: StatusCode, name: &'static str) -> Response {
     let Some(file) = Web::get(name) else {
         return (StatusCode::NOT_FOUND, "page not found\n").into_response();
     };
     let mut res = (
+        status,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        file.data.into_owned(),
+        app.brand.render(&String::from_utf8_lossy(&file.data)),
     )
         .into_response();
-    if let Some(cookie) = session_cookie(&app, &headers) {
+    if let Some(cookie) = session_cookie(app, headers) {
         res.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     res
@@ -82,17 +90,26 @@ async fn meeting_page(state: State<Arc<App>>, headers: HeaderMap, path: Path<Str
     meeting_page_named(state, headers, path, "viewer.html").await
 }
 
+/// A meeting's page, or the "not found" page (404) when no such meeting exists: a mistyped or
+/// deleted link leads to a clear dead end, not to a meeting page that cannot join. When the
+/// log cannot answer, the page is served and says what the WebSocket finds.
 async fn meeting_page_named(
-    state: State<Arc<App>>,
+    State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(meeting): Path<String>,
     name: &'static str,
 ) -> Response {
-    if MeetingId::parse(meeting).is_err() {
-        return (StatusCode::NOT_FOUND, "no such meeting\n").into_response();
+    let Ok(id) = MeetingId::parse(meeting) else {
+        return html(&app, &headers, StatusCode::NOT_FOUND, NOT_FOUND_PAGE);
+    };
+    match app.hub.log().meeting(&id).await {
+        Ok(None) => html(&app, &headers, StatusCode::NOT_FOUND, NOT_FOUND_PAGE),
+        Ok(Some(_)) | Err(_) => html(&app, &headers, StatusCode::OK, name),
     }
-    page(state, headers, name).await
 }
+
+/// The dead end for a meeting link that leads nowhere.
+const NOT_FOUND_PAGE: &str = "notfound.html";
 
 async fn asset(Path(path): Path<String>) -> Response {
     if path.ends_with(".html") || path.contains("..") {
@@ -113,6 +130,34 @@ async fn asset(Path(path): Path<String>) -> Response {
                 .into_response()
         }
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// The accent colour as CSS custom properties, loaded after app.css by every page.
+async fn brand_css(State(app): State<Arc<App>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        app.brand.css.clone(),
+    )
+        .into_response()
+}
+
+/// The configured logo. An SVG is shown through `<img>`, where it runs no script, and opened
+/// directly it is under the pages' CSP, which allows no inline script.
+async fn brand_logo(State(app): State<Arc<App>>) -> Response {
+    match &app.brand.logo {
+        Some(logo) => (
+            [
+                (header::CONTENT_TYPE, logo.mime),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            logo.bytes.clone(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no logo configured\n").into_response(),
     }
 }
 

@@ -310,10 +310,10 @@ async fn an_unknown_meeting_is_refused_with_a_code() {
 }
 
 #[tokio::test]
-async fn with_a_write_delay_every_frame_still_arrives_once_and_in_order() {
+async fn with_gathered_flushes_every_frame_still_arrives_once_and_in_order() {
     let server = TestServer::start_with(|c| {
         without_rate_limits(c);
-        c.hub.write_delay_ms = 15;
+        c.hub.flush_ms = 15;
     })
     .await;
     let m = live_meeting(&server.base).await;
