@@ -2,7 +2,7 @@
 // token; the token is kept in sessionStorage only (gone when the tab closes).
 
 import { $, charCount, copyValue, h, setText } from './dom.js';
-import { dateTime, errorText, has, t } from './i18n.js';
+import { dateTime, errorText, getLang, has, t } from './i18n.js';
 import { charCounter, formMessage, initPage, lengthError } from './page.js';
 
 const TOKEN_KEY = 'townhall.adminToken';
@@ -99,6 +99,105 @@ async function api(method, path, body) {
 
 const absolute = (u) => (u ? new URL(u, location.origin).href : '');
 
+/** A datetime-local value (the browser's wall time) as RFC 3339, or '' when empty. */
+function toRfc3339(local) {
+  if (!local) return '';
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? local : d.toISOString();
+}
+
+/** RFC 3339 as a datetime-local value in the browser's time zone. */
+function toLocalInput(rfc3339) {
+  const d = new Date(rfc3339);
+  if (Number.isNaN(d.getTime())) return '';
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** The schedule fields of a form (named starts, ends, description, agenda, qa_before_start)
+ *  as the API takes them; null when the form leaves the meeting unscheduled. */
+function scheduleFrom(form) {
+  const v = (name) => form.elements[name].value.trim();
+  const starts = v('starts');
+  const ends = v('ends');
+  const description = v('description');
+  const agenda = form.elements.agenda.value.split('\n').map((x) => x.trim()).filter(Boolean);
+  const qa = form.elements.qa_before_start.checked;
+  if (!starts && !ends && !description && agenda.length === 0) return null;
+  return { starts_at: toRfc3339(starts), ends_at: toRfc3339(ends), description, agenda, qa_before_start: qa };
+}
+
+/** The schedule form of one meeting in the list. */
+function scheduleForm(m) {
+  const s = m.schedule || {};
+  const id = (name) => `s-${name}-${m.id}`;
+  const field = (name, label, el) => [h('label', { for: id(name) }, label), el];
+  const form = h(
+    'form',
+    { class: 'stack schedule-form', novalidate: true, on: { submit: (e) => saveSchedule(e, m) } },
+    field('starts', t('admin.schedule.starts'), h('input', { type: 'datetime-local', id: id('starts'), name: 'starts', value: s.starts_at ? toLocalInput(s.starts_at) : '' })),
+    field('ends', t('admin.schedule.ends'), h('input', { type: 'datetime-local', id: id('ends'), name: 'ends', value: s.ends_at ? toLocalInput(s.ends_at) : '' })),
+    field('description', t('admin.schedule.description'), h('textarea', { id: id('description'), name: 'description', rows: '3', value: s.description || '' })),
+    field('agenda', t('admin.schedule.agenda'), h('textarea', { id: id('agenda'), name: 'agenda', rows: '4', value: (s.agenda || []).join('\n') })),
+    h('div', { class: 'check' },
+      h('input', { type: 'checkbox', id: id('qa'), name: 'qa_before_start', checked: !!s.qa_before_start }),
+      h('label', { for: id('qa') }, t('admin.schedule.qaBefore'))),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-fkey': `save-schedule-${m.id}` }, t('admin.schedule.save'))),
+  );
+  return h('details', { class: 'schedule-edit' }, h('summary', {}, t('admin.schedule.edit')), form);
+}
+
+async function saveSchedule(e, m) {
+  e.preventDefault();
+  const schedule = scheduleFrom(e.target);
+  if (!schedule) {
+    message(t('admin.schedule.missing'), true);
+    return;
+  }
+  try {
+    await api('PUT', `/api/meetings/${encodeURIComponent(m.id)}/schedule`, schedule);
+    message(t('admin.schedule.saved', { title: m.title }));
+    await loadMeetings();
+  } catch (err) {
+    message(apiErrorText(err), true);
+  }
+}
+
+/** Publishing the record of an ended meeting: what to publish, and the public page. */
+function publishForm(m) {
+  const p = m.publication || {};
+  const id = (name) => `p-${name}-${m.id}`;
+  const box = (name, checked) =>
+    h('div', { class: 'check' },
+      h('input', { type: 'checkbox', id: id(name), name, checked: !!checked }),
+      h('label', { for: id(name) }, t(`admin.publish.${name}`)));
+  return h(
+    'form',
+    { class: 'stack publish-form', novalidate: true, on: { submit: (e) => publish(e, m) } },
+    h('fieldset', {},
+      h('legend', {}, t('admin.publish')),
+      box('record', p.record),
+      box('rejections', p.rejections),
+      box('comments', p.comments),
+      h('p', { class: 'hint' }, t('admin.publish.noReplay'))),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-fkey': `publish-${m.id}` }, t('admin.publish.save'))),
+    p.record ? h('p', {}, h('a', { href: `/m/${encodeURIComponent(m.id)}/record` }, t('admin.publish.open'))) : null,
+  );
+}
+
+async function publish(e, m) {
+  e.preventDefault();
+  const f = e.target.elements;
+  const body = { record: f.record.checked, rejections: f.rejections.checked, comments: f.comments.checked, replay: false };
+  try {
+    await api('POST', `/api/meetings/${encodeURIComponent(m.id)}/publish`, body);
+    message(t(body.record ? 'admin.publish.done' : 'admin.publish.withdrawn', { title: m.title }));
+    await loadMeetings();
+  } catch (err) {
+    message(apiErrorText(err), true);
+  }
+}
+
 async function loadMeetings() {
   setText($('#meetings-empty'), t('admin.meetings.loading'));
   try {
@@ -162,6 +261,8 @@ function meetingItem(m) {
       act('links', t('admin.newLinks'), () => ask(m, 'links')),
       act('export-json', t('admin.exportJson'), () => exportRecord(m, 'json')),
       act('export-csv', t('admin.exportCsv'), () => exportRecord(m, 'csv')),
+      act('export-questions', t('admin.exportQuestions'), () => exportRecord(m, 'questions')),
+      act('export-foi', t('admin.exportFoi'), () => exportRecord(m, 'foi')),
       act('delete', t('admin.delete'), () => ask(m, 'delete'), 'danger'),
     );
   }
@@ -175,9 +276,11 @@ function meetingItem(m) {
       h('span', { class: `badge status-${m.status}` }, t(`status.${m.status}`)),
       ' ',
       m.created_at ? h('span', {}, `${t('admin.col.created')}: ${dateTime(m.created_at)}`) : null,
+      m.schedule ? h('span', { class: 'starts' }, ` · ${t('admin.col.starts')}: ${dateTime(m.schedule.starts_at)}`) : null,
     ),
     m.viewer_url ? h('p', {}, h('a', { href: absolute(m.viewer_url), 'aria-describedby': titleId }, t('admin.open'))) : null,
     actions,
+    m.status !== 'ended' ? scheduleForm(m) : publishForm(m),
   );
 }
 
@@ -237,7 +340,13 @@ function filenameFrom(res, fallback) {
 
 async function exportRecord(m, kind) {
   try {
-    const res = await api('GET', `/api/meetings/${encodeURIComponent(m.id)}/export.${kind}`);
+    const path = {
+      json: 'export.json',
+      csv: 'export.csv',
+      questions: `questions.csv?lang=${getLang()}`,
+      foi: `questions.csv?audience=foi&lang=${getLang()}`,
+    }[kind];
+    const res = await api('GET', `/api/meetings/${encodeURIComponent(m.id)}/${path}`);
     const blob = await res.blob();
     const url = URL.createObjectURL(blob);
     const a = h('a', { href: url, download: filenameFrom(res, `townhall-${m.id}.${kind}`), class: 'visually-hidden' }, 'download');
@@ -339,10 +448,13 @@ $('#create-form').addEventListener('submit', async (e) => {
   }
   try {
     if (!getToken() && $('#token-input').value.trim()) setToken($('#token-input').value.trim());
-    const res = await api('POST', '/api/meetings', { title });
+    const schedule = scheduleFrom($('#create-form'));
+    const res = await api('POST', '/api/meetings', { title, ...(schedule || {}) });
     const body = await res.json();
     input.value = '';
     input.dispatchEvent(new Event('input'));
+    for (const name of ['starts', 'ends', 'description', 'agenda']) $('#create-form').elements[name].value = '';
+    $('#create-form').elements.qa_before_start.checked = false;
     links = { ...body, title: body.title || title };
     message(t('admin.create.done', { title: links.title }));
     renderLinks(true);

@@ -4,8 +4,11 @@
 // Events (CustomEvent, details in parentheses):
 //   'welcome' ({protocol, participant, role, session})
 //   'frame'   (a server frame that updates the view: snapshot, question, comment, …)
-//   'state'   ({state, code}) — state is 'connecting' | 'open' | 'offline' | 'closed';
-//             `code` says why a connection was closed for good ('closed')
+//   'state'   ({state, code}) — state is 'connecting' | 'open' | 'reconnecting' | 'offline' |
+//             'closed'; `code` says why a connection was closed for good ('closed').
+//             'reconnecting': connected, but the server refused a command as `unavailable` (it
+//             lost its storage, e.g. Redis); it reconnects by itself, and the state is 'open'
+//             again with the next ack or the next change to the meeting.
 //   'notice'  ({code, message}) — an error or bye the page may want to show
 
 /** Bye/error codes after which reconnecting cannot help. */
@@ -203,6 +206,7 @@ export class Connection extends EventTarget {
       case 'pong':
         return;
       case 'ack': {
+        if (this.state === 'reconnecting') this.setState('open');
         const p = this.pending.get(msg.ref);
         if (p) {
           this.pending.delete(msg.ref);
@@ -212,6 +216,7 @@ export class Connection extends EventTarget {
         return;
       }
       case 'error': {
+        if (msg.code === 'unavailable' && this.state === 'open') this.setState('reconnecting');
         const p = msg.ref !== undefined && msg.ref !== null ? this.pending.get(msg.ref) : undefined;
         if (p) {
           this.pending.delete(msg.ref);
@@ -241,6 +246,8 @@ export class Connection extends EventTarget {
           // before (a log that lost its tail): resume from here, not from the old maximum.
           this.lastOffset = msg.offset;
         } else if (typeof msg.offset === 'number') {
+          // The meeting moved on: the server's storage works again.
+          if (this.state === 'reconnecting' && msg.offset > (this.lastOffset ?? 0)) this.setState('open');
           this.lastOffset = Math.max(this.lastOffset ?? 0, msg.offset);
         }
         this.dispatchEvent(new CustomEvent('frame', { detail: msg }));
@@ -252,7 +259,8 @@ export class Connection extends EventTarget {
    * a CommandError on `error`, on a dropped connection, or when offline.
    */
   send(cmd) {
-    if (this.state !== 'open' || !this.ws || this.ws.readyState !== WebSocket.OPEN) {
+    const usable = this.state === 'open' || this.state === 'reconnecting';
+    if (!usable || !this.ws || this.ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new CommandError(this.state === 'closed' ? this.closeCode || 'offline' : 'offline'));
     }
     const ref = this.nextRef++;

@@ -11,6 +11,7 @@ const da = {
   'skip': 'Gå til indhold',
   'lang.group': 'Sprog',
   'banner.offline': 'Forbindelse afbrudt – forbinder igen…',
+  'banner.reconnecting': 'Mødet er midlertidigt afbrudt – forbinder igen…',
   'conn.connecting': 'Forbinder…',
   'conn.closed': 'Forbindelsen er lukket.',
   'footer.privacy': 'townhall sender ingen data til tredjeparter. Du behøver ingen konto.',
@@ -470,6 +471,73 @@ const da = {
   'err.bad_request': 'Forespørgslen er ugyldig.',
   'err.network': 'Kunne ikke nå serveren.',
   'err.unknown': 'Der skete en fejl ({code}).',
+
+  // Scheduling, the record and exports (issue 12).
+  'q.status.ended': 'På skærmen, da mødet sluttede',
+  'admin.schedule': 'Tidspunkt og dagsorden',
+  'admin.schedule.help': 'Valgfrit. Tider er i din egen tidszone.',
+  'admin.schedule.starts': 'Starter',
+  'admin.schedule.ends': 'Forventes slut',
+  'admin.schedule.description': 'Beskrivelse',
+  'admin.schedule.agenda': 'Dagsorden (ét punkt pr. linje)',
+  'admin.schedule.qaBefore': 'Borgere kan sende spørgsmål før mødet begynder',
+  'admin.schedule.edit': 'Tidspunkt og dagsorden',
+  'admin.schedule.save': 'Gem tidspunkt',
+  'admin.schedule.missing': 'Angiv mindst start og slut.',
+  'admin.schedule.saved': 'Tidspunktet for »{title}« er gemt.',
+  'admin.col.starts': 'Starter',
+  'admin.exportQuestions': 'Spørgsmål (CSV)',
+  'admin.exportFoi': 'Til aktindsigt (CSV)',
+  'admin.publish': 'Offentliggør',
+  'admin.publish.record': 'Referat: spørgsmål, hvad der skete med dem, og afstemninger',
+  'admin.publish.rejections': 'Afviste spørgsmål med begrundelse',
+  'admin.publish.comments': 'Kommentarer fra chatten',
+  'admin.publish.noReplay': 'Genudsendelse kommer, når møder kan optages.',
+  'admin.publish.save': 'Gem offentliggørelse',
+  'admin.publish.open': 'Se det offentlige referat',
+  'admin.publish.done': 'Referatet af »{title}« er offentliggjort.',
+  'admin.publish.withdrawn': 'Referatet af »{title}« er ikke længere offentligt.',
+  'err.invalid_schedule': 'Tidspunktet er ugyldigt: slut skal ligge efter start, og dagsordenen må højst have 30 punkter.',
+  'err.invalid_time': 'Et tidspunkt kunne ikke læses.',
+  'err.unknown_time_zone': 'Tidszonen findes ikke.',
+  'err.not_ended': 'Mødet er ikke slut endnu.',
+  'err.no_recording': 'Mødet blev ikke optaget.',
+  'err.not_published': 'Referatet af dette møde er ikke offentliggjort.',
+  'err.not_scheduled': 'Mødet har ikke noget tidspunkt endnu.',
+  'wait.until': 'til {time}',
+  'wait.countdown': 'Begynder om {parts}',
+  'wait.soon': 'Mødet begynder om lidt.',
+  'wait.day': '1 dag', 'wait.days': '{n} dage',
+  'wait.hour': '1 time', 'wait.hours': '{n} timer',
+  'wait.minute': '1 minut', 'wait.minutes': '{n} minutter',
+  'wait.agenda': 'Dagsorden',
+  'wait.ics': 'Føj til kalender (.ics)',
+  'wait.qaBefore': 'Du kan allerede nu sende spørgsmål. En moderator læser dem, før de vises.',
+  'wait.qaAtStart': 'Du kan stille spørgsmål, når mødet er begyndt.',
+  'record.title': 'Referat',
+  'record.loading': 'Henter referatet …',
+  'record.print': 'Udskriv',
+  'record.when': 'Mødet blev holdt {date}.',
+  'record.endedAt': 'Mødet sluttede {date}.',
+  'record.agenda': 'Dagsorden',
+  'record.questions': 'Spørgsmål og svar',
+  'record.questions.help': 'Besvarede spørgsmål i den rækkefølge, de blev besvaret; derefter de øvrige.',
+  'record.questions.empty': 'Der blev ikke stillet nogen spørgsmål.',
+  'record.outcome.answered': 'Besvaret kl. {time}',
+  'record.outcome.answered.notime': 'Besvaret',
+  'record.outcome.ended': 'På skærmen, da mødet sluttede kl. {time}',
+  'record.outcome.not_answered': 'Ikke besvaret på mødet',
+  'record.outcome.merged': 'Slået sammen med spørgsmål nr. {n}',
+  'record.outcome.rejected': 'Afvist: {reason}',
+  'record.asked': 'Stillet {time}',
+  'record.by': 'Af {name}',
+  'record.anonymous': 'Anonym',
+  'record.number': 'Nr. {n}',
+  'record.polls': 'Afstemninger',
+  'record.poll.total': '{n} svar i alt',
+  'record.comments': 'Kommentarer',
+  'record.comments.empty': 'Ingen kommentarer.',
+  'record.notPublished': 'Referatet af dette møde er ikke offentliggjort endnu.',
 };
 
 const en = {
@@ -477,6 +545,7 @@ const en = {
   'skip': 'Skip to content',
   'lang.group': 'Language',
   'banner.offline': 'Connection lost – reconnecting…',
+  'banner.reconnecting': 'The meeting is briefly interrupted – reconnecting…',
   'conn.connecting': 'Connecting…',
   'conn.closed': 'The connection is closed.',
   'footer.privacy': 'townhall sends no data to third parties. You need no account.',
@@ -929,6 +998,73 @@ const en = {
   'err.bad_request': 'The request is invalid.',
   'err.network': 'Could not reach the server.',
   'err.unknown': 'Something went wrong ({code}).',
+
+  // Scheduling, the record and exports (issue 12).
+  'q.status.ended': 'On screen when the meeting ended',
+  'admin.schedule': 'Time and agenda',
+  'admin.schedule.help': 'Optional. Times are in your own time zone.',
+  'admin.schedule.starts': 'Starts',
+  'admin.schedule.ends': 'Expected end',
+  'admin.schedule.description': 'Description',
+  'admin.schedule.agenda': 'Agenda (one item per line)',
+  'admin.schedule.qaBefore': 'Citizens may send questions before the meeting starts',
+  'admin.schedule.edit': 'Time and agenda',
+  'admin.schedule.save': 'Save time',
+  'admin.schedule.missing': 'Give at least a start and an end.',
+  'admin.schedule.saved': 'The time of “{title}” was saved.',
+  'admin.col.starts': 'Starts',
+  'admin.exportQuestions': 'Questions (CSV)',
+  'admin.exportFoi': 'For a freedom-of-information request (CSV)',
+  'admin.publish': 'Publish',
+  'admin.publish.record': 'Record: questions, what became of them, and polls',
+  'admin.publish.rejections': 'Rejected questions with their reasons',
+  'admin.publish.comments': 'Comments from the chat',
+  'admin.publish.noReplay': 'Replay comes once meetings can be recorded.',
+  'admin.publish.save': 'Save publication',
+  'admin.publish.open': 'See the public record',
+  'admin.publish.done': 'The record of “{title}” is published.',
+  'admin.publish.withdrawn': 'The record of “{title}” is no longer public.',
+  'err.invalid_schedule': 'The time is not valid: the end must be after the start, and the agenda may have at most 30 items.',
+  'err.invalid_time': 'A time could not be read.',
+  'err.unknown_time_zone': 'The time zone does not exist.',
+  'err.not_ended': 'The meeting has not ended yet.',
+  'err.no_recording': 'The meeting was not recorded.',
+  'err.not_published': 'The record of this meeting has not been published.',
+  'err.not_scheduled': 'The meeting has no time yet.',
+  'wait.until': 'until {time}',
+  'wait.countdown': 'Starts in {parts}',
+  'wait.soon': 'The meeting starts shortly.',
+  'wait.day': '1 day', 'wait.days': '{n} days',
+  'wait.hour': '1 hour', 'wait.hours': '{n} hours',
+  'wait.minute': '1 minute', 'wait.minutes': '{n} minutes',
+  'wait.agenda': 'Agenda',
+  'wait.ics': 'Add to calendar (.ics)',
+  'wait.qaBefore': 'You can already send questions. A moderator reads them before they are shown.',
+  'wait.qaAtStart': 'You can ask questions once the meeting has started.',
+  'record.title': 'Record',
+  'record.loading': 'Loading the record …',
+  'record.print': 'Print',
+  'record.when': 'The meeting was held {date}.',
+  'record.endedAt': 'The meeting ended {date}.',
+  'record.agenda': 'Agenda',
+  'record.questions': 'Questions and answers',
+  'record.questions.help': 'Answered questions in the order they were answered, then the others.',
+  'record.questions.empty': 'No questions were asked.',
+  'record.outcome.answered': 'Answered at {time}',
+  'record.outcome.answered.notime': 'Answered',
+  'record.outcome.ended': 'On screen when the meeting ended at {time}',
+  'record.outcome.not_answered': 'Not answered at the meeting',
+  'record.outcome.merged': 'Merged into question no. {n}',
+  'record.outcome.rejected': 'Rejected: {reason}',
+  'record.asked': 'Asked {time}',
+  'record.by': 'By {name}',
+  'record.anonymous': 'Anonymous',
+  'record.number': 'No. {n}',
+  'record.polls': 'Polls',
+  'record.poll.total': '{n} answers in total',
+  'record.comments': 'Comments',
+  'record.comments.empty': 'No comments.',
+  'record.notPublished': 'The record of this meeting has not been published yet.',
 };
 
 /** Both dictionaries, for the completeness test (web/e2e/i18n-complete.test.mjs). */
@@ -1019,6 +1155,30 @@ export function applyStatic(root = document) {
 export function timeOfDay(ms) {
   const d = new Date(ms);
   return d.toLocaleTimeString(lang === 'da' ? 'da-DK' : 'en-GB', { hour: '2-digit', minute: '2-digit' });
+}
+
+/** Date and time of an instant in a given IANA time zone (the meeting's), long form. */
+export function dateTimeIn(value, timeZone) {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return '';
+  const opts = { dateStyle: 'full', timeStyle: 'short' };
+  try {
+    return d.toLocaleString(lang === 'da' ? 'da-DK' : 'en-GB', { ...opts, timeZone });
+  } catch {
+    return d.toLocaleString(lang === 'da' ? 'da-DK' : 'en-GB', opts);
+  }
+}
+
+/** Time of day of an instant in a given IANA time zone. */
+export function timeIn(value, timeZone) {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return '';
+  const opts = { hour: '2-digit', minute: '2-digit' };
+  try {
+    return d.toLocaleTimeString(lang === 'da' ? 'da-DK' : 'en-GB', { ...opts, timeZone });
+  } catch {
+    return d.toLocaleTimeString(lang === 'da' ? 'da-DK' : 'en-GB', opts);
+  }
 }
 
 export function dateTime(value) {

@@ -81,7 +81,7 @@ function render(m) {
   const approved = m.byStatus('approved').sort((a, b) => b.votes - a.votes || a.id - b.id);
   renderList($('#approved'), $('#approved-empty'), approved, m);
   setText($('#approved-h'), t('mod.approved', { n: approved.length }));
-  const history = m.byStatus('answered', 'rejected', 'merged').sort((a, b) => b.id - a.id);
+  const history = m.byStatus('answered', 'ended', 'rejected', 'merged').sort((a, b) => b.id - a.id);
   setText($('#history-summary'), t('mod.history', { n: history.length }));
   $('#history-box').hidden = history.length === 0;
   renderList($('#history'), null, history, m);
@@ -172,7 +172,7 @@ function questionCard(q, m, index = -1, queueLen = 0) {
       flags(p),
       askedAt(q),
       votesText(q.votes),
-      ['rejected', 'merged', 'answered', 'queued', 'on_air'].includes(q.status) ? statusText(q) : null,
+      ['rejected', 'merged', 'answered', 'ended', 'queued', 'on_air'].includes(q.status) ? statusText(q) : null,
     ),
     h('div', { class: 'q-actions' }, questionActions(q, m, index, queueLen)),
     q.author ? h('div', { class: 'q-author-row' }, authorActions(q.author, m, `q${q.id}`)) : null,
@@ -478,7 +478,7 @@ function openMerge(q) {
   setText($('#merge-msg'), '');
   // The server's rule (decide.rs): not into itself, a rejected or merged question; and a
   // question citizens have seen (approved or queued) only into one they have seen too.
-  const seen = ['approved', 'queued', 'on_air', 'answered'];
+  const seen = ['approved', 'queued', 'on_air', 'answered', 'ended'];
   const targets = [...model.questions.values()]
     .filter((x) => x.id !== q.id && !['rejected', 'merged'].includes(x.status))
     .filter((x) => q.status === 'pending' || seen.includes(x.status))

@@ -84,8 +84,8 @@ export function joinMeeting({ meeting, token, before, render, onNotice }) {
   const status = $('#conn-status');
 
   const paintConnection = () => {
-    const offline = conn.state === 'offline';
-    if (banner) setText(banner, offline ? t('banner.offline') : '');
+    const bannerKey = { offline: 'banner.offline', reconnecting: 'banner.reconnecting' }[conn.state];
+    if (banner) setText(banner, bannerKey ? t(bannerKey) : '');
     if (status) setText(status, conn.state === 'connecting' && !model.ready ? t('conn.connecting') : '');
     document.body.dataset.conn = conn.state;
     if (conn.state === 'closed' && conn.closeCode && conn.closeCode !== 'stopped') {

@@ -10,6 +10,7 @@ import { initTabs } from './tabs.js';
 import {
   DEAD_ENDS, charCounter, formError, formMessage, initPage, joinMeeting, lengthError, meetingFromPath, showFatal,
 } from './page.js';
+import { initWaiting } from './waiting.js';
 import {
   askedAt, authorName, commentItem, metaLine, onlineText, pollIsOpen, pollResults, pollTotal,
   questionText, sig, statusBadge, statusText, stickToBottom, votesText,
@@ -23,6 +24,7 @@ const OPEN = ['approved', 'queued', 'on_air'];
 
 const meeting = meetingFromPath();
 let session = null;
+let waiting = null;
 const busyVotes = new Set();
 const busyPolls = new Set();
 /** The option picked in a poll's form before voting, kept if the form is redrawn. */
@@ -45,6 +47,7 @@ $('#name-input').addEventListener('input', () => {
 if (!meeting) {
   deadEnd('notfound');
 } else {
+  waiting = initWaiting(meeting, () => session && session.rerender());
   session = joinMeeting({ meeting, before: beforeFrame, render });
   initStage(meeting);
   wireForms();
@@ -52,6 +55,7 @@ if (!meeting) {
 
 /** Announces what is new to screen-reader users; never for a snapshot (first join, resync). */
 function beforeFrame(msg, model) {
+  if (msg.t === 'event' && msg.kind === 'meeting_scheduled') waiting?.reload();
   if (!model.ready || msg.t !== 'event') return;
   for (const q of msg.questions || []) {
     const old = model.questions.get(q.id);
@@ -153,10 +157,14 @@ function render(model, conn) {
   renderMine(model);
   renderChat(model, you, gone);
 
-  // The ask form: gone after the end; disabled (with the reason beside it) while it cannot work.
+  // The ask form: gone after the end; disabled (with the reason beside it) while it cannot work
+  // (before the start, the schedule may hold questions back).
   $('#ask-box').hidden = ended;
-  const canAsk = !gone && !ended && m.qa_open && !you.muted;
-  $('#qa-closed').hidden = m.qa_open || ended;
+  waiting?.update(m.status);
+  const held = !!waiting?.holdsQuestions(m.status);
+  const canAsk = !gone && !ended && m.qa_open && !held && !you.muted;
+  setText($('#qa-closed'), t(held ? 'wait.qaAtStart' : 'viewer.qaClosed'));
+  $('#qa-closed').hidden = (m.qa_open && !held) || ended;
   for (const el of [$('#ask-text'), $('#ask-anon'), $('#ask-submit')]) el.disabled = !canAsk;
 
   // The name: kept while the citizen types, else what the server has.
@@ -320,7 +328,7 @@ function renderQuestions(model, ended) {
     render: (q) => questionItem(q, model.voted.has(q.id), queued.has(q.id), ended),
   });
 
-  const answered = model.byStatus('answered').sort((a, b) => b.id - a.id);
+  const answered = model.byStatus('answered', 'ended').sort((a, b) => b.id - a.id);
   $('#answered-box').hidden = answered.length === 0;
   setText($('#answered-summary'), t('viewer.answered', { n: answered.length }));
   syncList($('#answered'), answered, {

@@ -40,6 +40,15 @@ impl Permission {
     }
 }
 
+/// When a command may be issued, relative to the meeting's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Until the meeting ends (almost every command).
+    UntilEnd,
+    /// Also after the meeting has ended (publishing its record).
+    AfterEnd,
+}
+
 /// What a rule decides with: who asks, when, and their state in the meeting (if known yet).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Context<'a> {
@@ -55,6 +64,9 @@ pub(crate) struct Context<'a> {
 pub(crate) trait Rule {
     /// Who may issue the command. Deliberately without a default.
     const PERMISSION: Permission;
+
+    /// Whether the command is also possible after the meeting has ended.
+    const PHASE: Phase = Phase::UntilEnd;
 
     fn decide(&self, m: &Meeting, cx: &Context<'_>) -> Result<Vec<EventKind>, Rejection>;
 }
@@ -89,6 +101,13 @@ macro_rules! commands {
             pub fn permission(&self) -> Permission {
                 match self {
                     $(Command::$name(_) => <$name as Rule>::PERMISSION,)*
+                }
+            }
+
+            /// Whether the command is also possible after the meeting has ended.
+            pub fn phase(&self) -> Phase {
+                match self {
+                    $(Command::$name(_) => <$name as Rule>::PHASE,)*
                 }
             }
 
@@ -144,4 +163,6 @@ commands! {
     CreateMeeting in lifecycle = "create_meeting",
     StartMeeting in lifecycle = "start_meeting",
     EndMeeting in lifecycle = "end_meeting",
+    ScheduleMeeting in schedule = "schedule_meeting",
+    PublishRecord in record = "publish_record",
 }

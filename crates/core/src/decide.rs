@@ -2,7 +2,7 @@
 //!
 //! [`Rule`]: crate::command::Rule
 
-use crate::command::{Command, Context};
+use crate::command::{Command, Context, Phase};
 use crate::event::Event;
 use crate::ids::{Actor, Timestamp};
 use crate::meeting::{Limits, Meeting, MeetingStatus};
@@ -26,7 +26,7 @@ impl Meeting {
             MeetingStatus::Draft if !creates => return Err(Rejection::NoMeeting),
             MeetingStatus::Draft => {}
             _ if creates => return Err(Rejection::AlreadyCreated),
-            MeetingStatus::Ended => return Err(Rejection::Ended),
+            MeetingStatus::Ended if cmd.phase() == Phase::UntilEnd => return Err(Rejection::Ended),
             _ => {}
         }
         let me = self.participants.get(&actor.participant);

@@ -112,4 +112,7 @@ events! {
     PollOpened in polls = "poll_opened",
     PollClosed in polls = "poll_closed",
     PollAnswered in polls = "poll_answered",
+    MeetingScheduled in schedule = "meeting_scheduled",
+    QuestionEnded in questions = "question_ended",
+    RecordPublished in record = "record_published",
 }

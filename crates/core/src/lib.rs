@@ -28,7 +28,7 @@ pub mod text;
 pub mod view;
 pub mod wire;
 
-pub use command::{Command, Permission};
+pub use command::{Command, Permission, Phase};
 pub use event::{Event, EventKind, Recorded};
 pub use ids::{
     Actor, CommentId, InvalidId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Role,
@@ -38,3 +38,5 @@ pub use meeting::{
     Comment, Limits, Meeting, MeetingStatus, Participant, Poll, Question, QuestionStatus,
 };
 pub use rejection::Rejection;
+pub use rules::record::Publication;
+pub use rules::schedule::{MAX_AGENDA_ITEMS, Schedule};

@@ -2,6 +2,8 @@
 
 use crate::event::Recorded;
 use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId, Timestamp};
+use crate::rules::record::Publication;
+use crate::rules::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -21,11 +23,17 @@ pub enum MeetingStatus {
 pub enum QuestionStatus {
     Pending,
     Approved,
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     Queued,
     OnAir,
     Answered,
-    Merged { into: QuestionId },
+    /// It was on air when the meeting ended: not known to be answered.
+    Ended,
+    Merged {
+        into: QuestionId,
+    },
 }
 
 impl QuestionStatus {
@@ -37,6 +45,7 @@ impl QuestionStatus {
             QuestionStatus::Queued => "queued",
             QuestionStatus::OnAir => "on_air",
             QuestionStatus::Answered => "answered",
+            QuestionStatus::Ended => "ended",
             QuestionStatus::Merged { .. } => "merged",
         }
     }
@@ -178,6 +187,10 @@ pub struct Meeting {
     pub on_air: Option<QuestionId>,
     pub comments: BTreeMap<CommentId, Comment>,
     pub polls: BTreeMap<PollId, Poll>,
+    /// Date, agenda and the rest of the before; `None` until the organizer sets it.
+    pub schedule: Option<Schedule>,
+    /// What of the ended meeting is public.
+    pub publication: Publication,
     pub limits: Limits,
 }
 
@@ -201,6 +214,8 @@ impl Meeting {
             on_air: None,
             comments: BTreeMap::new(),
             polls: BTreeMap::new(),
+            schedule: None,
+            publication: Publication::default(),
             limits: Limits::default(),
         }
     }

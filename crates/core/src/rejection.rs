@@ -73,6 +73,10 @@ pub enum Rejection {
         "{max} questions from your network are waiting for moderation; wait for a decision first"
     )]
     AddressPending { max: usize },
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(&'static str),
+    #[error("the meeting has not ended yet")]
+    NotEnded,
 }
 
 impl Rejection {
@@ -108,6 +112,8 @@ impl Rejection {
             Rejection::AddressLimited { .. } => "rate_limited",
             Rejection::AddressSlowMode { .. } => "slow_mode",
             Rejection::AddressPending { .. } => "too_many_pending",
+            Rejection::InvalidSchedule(_) => "invalid_schedule",
+            Rejection::NotEnded => "not_ended",
         }
     }
 

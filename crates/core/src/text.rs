@@ -26,6 +26,10 @@ pub enum TextKind {
     Title,
     PollQuestion,
     PollOption,
+    /// A meeting's description, shown on the waiting page.
+    Description,
+    /// One point of a meeting's agenda.
+    AgendaItem,
 }
 
 impl TextKind {
@@ -40,13 +44,15 @@ impl TextKind {
             TextKind::Title => 120,
             TextKind::PollQuestion => 200,
             TextKind::PollOption => 80,
+            TextKind::Description => 2000,
+            TextKind::AgendaItem => 200,
         }
     }
 
     const fn multiline(self) -> bool {
         matches!(
             self,
-            TextKind::Question | TextKind::Comment | TextKind::Announcement
+            TextKind::Question | TextKind::Comment | TextKind::Announcement | TextKind::Description
         )
     }
 }

@@ -35,6 +35,8 @@ const COMMANDS: &[&str] = &[
     r#"{"type":"create_meeting","title":"Borgermøde"}"#,
     r#"{"type":"start_meeting"}"#,
     r#"{"type":"end_meeting"}"#,
+    r#"{"type":"schedule_meeting","starts_at":1760000000000,"ends_at":1760007200000,"time_zone":"Europe/Copenhagen","description":"Om skolen","agenda":["Velkomst","Spørgsmål"],"qa_before_start":true}"#,
+    r#"{"type":"publish_record","record":true,"rejections":false,"comments":true,"replay":false}"#,
 ];
 
 /// One of every event as the log stores it (the store adds its version around this).
@@ -71,6 +73,10 @@ const EVENTS: &[&str] = &[
     r#"{"offset":30,"at":1760000000029,"by":"bo","type":"poll_answered","poll":1,"option":1}"#,
     r#"{"offset":31,"at":1760000000030,"by":"mod","type":"poll_closed","poll":1}"#,
     r#"{"offset":32,"at":1760000000031,"by":"organizer","type":"meeting_ended"}"#,
+    r#"{"offset":33,"at":1760000000032,"by":"organizer","type":"meeting_scheduled","starts_at":1760000000000,"ends_at":1760007200000,"time_zone":"Europe/Copenhagen","description":"Om skolen","agenda":["Velkomst"],"qa_before_start":false}"#,
+    r#"{"offset":34,"at":1760000000033,"by":"organizer","type":"meeting_scheduled","starts_at":1760000000000,"ends_at":1760007200000,"time_zone":"Europe/Copenhagen","description":null,"agenda":[],"qa_before_start":true}"#,
+    r#"{"offset":35,"at":1760000000034,"by":"organizer","type":"question_ended","question":1}"#,
+    r#"{"offset":36,"at":1760000000035,"by":"organizer","type":"record_published","record":true,"rejections":true,"comments":false,"replay":false}"#,
 ];
 
 #[test]
@@ -83,7 +89,7 @@ fn every_command_reads_and_writes_the_same_bytes() {
         assert_eq!(v["type"], cmd.name(), "{json}");
         names.insert(cmd.name());
     }
-    assert_eq!(names.len(), 27, "every command is covered");
+    assert_eq!(names.len(), 29, "every command is covered");
 }
 
 #[test]
@@ -96,7 +102,7 @@ fn every_event_reads_and_writes_the_same_bytes() {
         assert_eq!(v["type"], rec.event.kind.name(), "{json}");
         names.insert(rec.event.kind.name());
     }
-    assert_eq!(names.len(), 29, "every event is covered");
+    assert_eq!(names.len(), 32, "every event is covered");
 }
 
 /// Absent optional fields read as their defaults; unknown fields and unknown types are refused.
@@ -113,6 +119,14 @@ fn commands_are_read_strictly() {
     reads_as(
         r#"{"type":"queue_question","question":3}"#,
         r#"{"type":"queue_question","question":3,"position":null}"#,
+    );
+    reads_as(
+        r#"{"type":"publish_record","record":true}"#,
+        r#"{"type":"publish_record","record":true,"rejections":false,"comments":false,"replay":false}"#,
+    );
+    reads_as(
+        r#"{"type":"schedule_meeting","starts_at":1,"ends_at":2,"time_zone":"UTC"}"#,
+        r#"{"type":"schedule_meeting","starts_at":1,"ends_at":2,"time_zone":"UTC","description":"","agenda":[],"qa_before_start":false}"#,
     );
     reads_as(
         r#"{"text":"x","type":"post_comment"}"#,

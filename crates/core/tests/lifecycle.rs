@@ -7,16 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use townhall_core::command::{
     AnswerPoll, ApproveQuestion, AskQuestion, BanParticipant, ClosePoll, CreateMeeting, EndMeeting,
     HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement,
-    PostComment, PutOnAir, QueueQuestion, RejectQuestion, RetractUpvote, SetChatOpen, SetName,
-    SetQaOpen, SetSlowMode, StartMeeting, UnbanParticipant, UnmuteParticipant, UnqueueQuestion,
-    Upvote,
+    PostComment, PublishRecord, PutOnAir, QueueQuestion, RejectQuestion, RetractUpvote,
+    ScheduleMeeting, SetChatOpen, SetName, SetQaOpen, SetSlowMode, StartMeeting, UnbanParticipant,
+    UnmuteParticipant, UnqueueQuestion, Upvote,
 };
 use townhall_core::event::{
     AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, MeetingCreated,
-    MeetingEnded, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed,
-    ParticipantUnbanned, ParticipantUnmuted, PollOpened, QaClosed, QaOpened, QuestionAnswered,
-    QuestionApproved, QuestionAsked, QuestionMerged, QuestionOnAir, QuestionQueued,
-    QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted,
+    MeetingEnded, MeetingScheduled, MeetingStarted, ParticipantBanned, ParticipantMuted,
+    ParticipantRenamed, ParticipantUnbanned, ParticipantUnmuted, PollOpened, QaClosed, QaOpened,
+    QuestionAnswered, QuestionApproved, QuestionAsked, QuestionEnded, QuestionMerged,
+    QuestionOnAir, QuestionQueued, QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast,
+    VoteRetracted,
 };
 use townhall_core::fanout::{self, Update};
 use townhall_core::text::{TextError, TextKind};
@@ -124,7 +125,7 @@ fn start_makes_the_meeting_live_once() {
 }
 
 #[test]
-fn end_answers_the_question_on_air_and_freezes_the_meeting() {
+fn end_records_the_question_on_air_as_ended_and_freezes_the_meeting() {
     let mut h = Harness::live();
     let q = h.ask_approved(&citizen("anna"), "Hvornår åbner svømmehallen?");
     h.ok(&moderator(), Command::PutOnAir(PutOnAir { question: q }));
@@ -134,13 +135,13 @@ fn end_answers_the_question_on_air_and_freezes_the_meeting() {
     assert_eq!(
         kinds(&recs),
         vec![
-            EventKind::QuestionAnswered(QuestionAnswered { question: q }),
+            EventKind::QuestionEnded(QuestionEnded { question: q }),
             EventKind::MeetingEnded(MeetingEnded)
         ]
     );
     assert_eq!(recs[0].offset + 1, recs[1].offset);
     assert_eq!(h.meeting.status, MeetingStatus::Ended);
-    assert_eq!(h.status(q), QuestionStatus::Answered);
+    assert_eq!(h.status(q), QuestionStatus::Ended);
     assert_eq!(h.meeting.on_air, None);
 
     // Nothing more happens in an ended meeting, whoever asks.
@@ -1437,7 +1438,145 @@ fn organizer_commands() -> Vec<Command> {
         }),
         Command::StartMeeting(StartMeeting),
         Command::EndMeeting(EndMeeting),
+        Command::ScheduleMeeting(schedule(true)),
+        Command::PublishRecord(PublishRecord {
+            record: true,
+            rejections: false,
+            comments: false,
+            replay: false,
+        }),
     ]
+}
+
+/// A valid schedule: 18:00–20:00 Copenhagen time on 12 March 2026, with an agenda.
+fn schedule(qa_before_start: bool) -> ScheduleMeeting {
+    ScheduleMeeting {
+        starts_at: Timestamp(1_773_334_800_000),
+        ends_at: Timestamp(1_773_342_000_000),
+        time_zone: "Europe/Copenhagen".into(),
+        description: "  Om den nye skole i Rungsted  ".into(),
+        agenda: vec!["Velkomst".into(), "Spørgsmål fra borgerne".into()],
+        qa_before_start,
+    }
+}
+
+#[test]
+fn the_organizer_schedules_a_meeting_and_bad_schedules_are_refused_with_stable_codes() {
+    let mut h = Harness::scheduled();
+    let recs = h.ok(&organizer(), Command::ScheduleMeeting(schedule(true)));
+    let s = h.meeting.schedule.clone().expect("scheduled");
+    assert_eq!(
+        kinds(&recs),
+        vec![EventKind::MeetingScheduled(MeetingScheduled(s.clone()))]
+    );
+    assert_eq!(
+        s.description.as_deref(),
+        Some("Om den nye skole i Rungsted")
+    );
+    assert_eq!(s.agenda.len(), 2);
+
+    let bad = |f: &dyn Fn(&mut ScheduleMeeting)| {
+        let mut c = schedule(true);
+        f(&mut c);
+        Command::ScheduleMeeting(c)
+    };
+    let cases: Vec<(Command, &str)> = vec![
+        (bad(&|c| c.ends_at = c.starts_at), "invalid_schedule"),
+        (
+            bad(&|c| c.ends_at = Timestamp(c.starts_at.0 - 1)),
+            "invalid_schedule",
+        ),
+        (bad(&|c| c.time_zone = String::new()), "invalid_schedule"),
+        (
+            bad(&|c| c.time_zone = "Europe/Copenhagen; drop".into()),
+            "invalid_schedule",
+        ),
+        (
+            bad(&|c| c.agenda = vec!["x".into(); 31]),
+            "invalid_schedule",
+        ),
+        (bad(&|c| c.agenda = vec![" ".into()]), "text_empty"),
+        (bad(&|c| c.agenda = vec!["a\nb".into()]), "text_invalid"),
+        (bad(&|c| c.description = "å".repeat(2001)), "text_too_long"),
+    ];
+    for (cmd, code) in cases {
+        assert_eq!(h.code(&organizer(), cmd), code);
+    }
+    // Refused commands changed nothing; an empty description is none.
+    assert_eq!(h.meeting.schedule.as_ref(), Some(&s));
+    h.ok(&organizer(), bad(&|c| c.description = " ".into()));
+    assert_eq!(h.meeting.schedule.as_ref().unwrap().description, None);
+
+    // Only the organizer schedules, and not after the end.
+    assert_eq!(
+        h.code(&moderator(), Command::ScheduleMeeting(schedule(true))),
+        "forbidden"
+    );
+    h.ok(&organizer(), Command::EndMeeting(EndMeeting));
+    assert_eq!(
+        h.code(&organizer(), Command::ScheduleMeeting(schedule(true))),
+        "meeting_ended"
+    );
+}
+
+#[test]
+fn questions_in_advance_follow_the_schedule() {
+    let mut h = Harness::scheduled();
+    let ask = |text: &str| {
+        Command::AskQuestion(AskQuestion {
+            text: text.into(),
+            anonymous: false,
+        })
+    };
+    h.ok(&organizer(), Command::ScheduleMeeting(schedule(false)));
+    assert_eq!(h.code(&citizen("anna"), ask("Før start?")), "qa_closed");
+    // Staff may still prepare questions.
+    h.ok(&moderator(), ask("Forberedt spørgsmål"));
+
+    h.ok(&organizer(), Command::ScheduleMeeting(schedule(true)));
+    let q = h.ask(&citizen("anna"), "Før start?");
+    assert_eq!(
+        h.status(q),
+        QuestionStatus::Pending,
+        "goes to moderation as usual"
+    );
+
+    // Once live, the flag no longer matters.
+    h.ok(&organizer(), Command::ScheduleMeeting(schedule(false)));
+    h.ok(&organizer(), Command::StartMeeting(StartMeeting));
+    h.ask(&citizen("bo"), "Under mødet");
+}
+
+#[test]
+fn the_record_is_published_only_after_the_end_and_tells_nobody_live() {
+    let mut h = Harness::live();
+    let publish = |record, rejections, comments| {
+        Command::PublishRecord(PublishRecord {
+            record,
+            rejections,
+            comments,
+            replay: false,
+        })
+    };
+    assert_eq!(
+        h.code(&organizer(), publish(true, false, false)),
+        "not_ended"
+    );
+    h.ok(&organizer(), Command::EndMeeting(EndMeeting));
+    assert_eq!(
+        h.code(&organizer(), publish(false, true, false)),
+        "invalid_state",
+        "rejections belong to the record"
+    );
+    assert_eq!(
+        h.code(&moderator(), publish(true, false, false)),
+        "forbidden"
+    );
+    let recs = h.ok(&organizer(), publish(true, true, false));
+    assert!(fanout::updates(&h.meeting, &recs[0]).is_empty());
+    assert!(h.meeting.publication.record && h.meeting.publication.rejections);
+    h.ok(&organizer(), publish(false, false, false));
+    assert!(!h.meeting.publication.record);
 }
 
 #[test]
@@ -1564,6 +1703,8 @@ fn every_command_has_its_documented_roles() {
         ("create_meeting", Organizer),
         ("start_meeting", Organizer),
         ("end_meeting", Organizer),
+        ("schedule_meeting", Organizer),
+        ("publish_record", Organizer),
     ];
     let mut all = every_command();
     all.extend([
@@ -1905,7 +2046,7 @@ fn every_command() -> Vec<Command> {
 fn commands_round_trip_through_json() {
     let all = every_command();
     let names: BTreeSet<_> = all.iter().map(Command::name).collect();
-    assert_eq!(names.len(), 24, "every variant is covered");
+    assert_eq!(names.len(), 26, "every variant is covered");
     for cmd in &all {
         let json = round_trip(cmd);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();

@@ -99,6 +99,8 @@ fn append(c: &mut Criterion) {
             moderator_token_hash: String::new(),
             studio_token_hash: String::new(),
             last_offset: 0,
+            schedule: None,
+            publication: Default::default(),
         };
         let mut offset = rt.block_on(log.create_meeting(&record, &created)).unwrap();
         group.bench_function(BenchmarkId::new("one_event", name), |b| {
@@ -130,6 +132,8 @@ fn fanout(c: &mut Criterion) {
         moderator_token_hash: auth::hash_token("moderator-token-for-the-bench"),
         studio_token_hash: auth::hash_token("studio-token-for-the-bench"),
         last_offset: meeting.offset,
+        schedule: None,
+        publication: Default::default(),
     };
     let config = Arc::new(HubConfig {
         presence_ms: 3_600_000,

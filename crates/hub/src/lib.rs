@@ -37,8 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot};
-use townhall_core::command::CreateMeeting;
-use townhall_core::event::MeetingCreated;
+use townhall_core::command::{CreateMeeting, ScheduleMeeting};
 use townhall_core::{Actor, Command, Meeting, MeetingId, Offset, Timestamp};
 use townhall_store::{EventLog, LocalPresence, MeetingRecord, PresenceBoard, StoreError};
 
@@ -306,21 +305,39 @@ impl Hub {
 
     /// Creates a meeting with fresh secret links.
     pub async fn create_meeting(&self, title: &str) -> Result<CreatedMeeting, CommandError> {
+        self.create_scheduled_meeting(title, None).await
+    }
+
+    /// Creates a meeting with fresh secret links and, if given, its schedule: both events are
+    /// the log's first batch, so a meeting never exists half-scheduled.
+    pub async fn create_scheduled_meeting(
+        &self,
+        title: &str,
+        schedule: Option<ScheduleMeeting>,
+    ) -> Result<CreatedMeeting, CommandError> {
         let id = auth::new_meeting_id();
         let now = self.clock.now();
-        let events = Meeting::new(id.clone())
-            .decide(
-                &Actor::organizer(),
-                &Command::CreateMeeting(CreateMeeting {
-                    title: title.to_owned(),
-                }),
-                now,
-            )
-            .map_err(CommandError::Rejected)?;
-        let title = match &events[0].kind {
-            townhall_core::EventKind::MeetingCreated(MeetingCreated { title }) => title.clone(),
-            _ => unreachable!("creating a meeting records MeetingCreated first"),
-        };
+        let organizer = Actor::organizer();
+        let mut meeting = Meeting::new(id.clone());
+        let mut commands = vec![Command::CreateMeeting(CreateMeeting {
+            title: title.to_owned(),
+        })];
+        commands.extend(schedule.map(Command::ScheduleMeeting));
+        let mut events = Vec::new();
+        for command in &commands {
+            let decided = meeting
+                .decide(&organizer, command, now)
+                .map_err(CommandError::Rejected)?;
+            for event in decided {
+                let offset = meeting.offset + 1;
+                meeting.apply(&townhall_core::Recorded {
+                    offset,
+                    event: event.clone(),
+                });
+                events.push(event);
+            }
+        }
+        let title = meeting.title.clone();
         let moderator_token = auth::new_secret_token();
         let studio_token = auth::new_secret_token();
         let mut record = MeetingRecord {
@@ -332,6 +349,8 @@ impl Hub {
             moderator_token_hash: auth::hash_token(&moderator_token),
             studio_token_hash: auth::hash_token(&studio_token),
             last_offset: 0,
+            schedule: meeting.schedule.clone(),
+            publication: meeting.publication,
         };
         record.last_offset = self
             .log

@@ -12,6 +12,9 @@ pub struct HubMetrics {
     pub events: IntCounter,
     pub deliveries: IntCounter,
     pub resyncs: IntCounter,
+    /// Appends refused because another node moved the log first (its batch is then decided
+    /// again); against `batch_size`'s count, the conflict rate of a meeting shared by nodes.
+    pub conflict_retries: IntCounter,
     pub batch_size: Histogram,
     pub append_seconds: Histogram,
 }
@@ -43,6 +46,10 @@ impl HubMetrics {
                 "resyncs_total",
                 "Connections that fell behind and were sent a fresh snapshot",
             ))?,
+            conflict_retries: IntCounter::with_opts(hub(
+                "conflict_retries_total",
+                "Appends that found the log moved on by another node; the batch is decided again",
+            ))?,
             batch_size: Histogram::with_opts(
                 HistogramOpts::new("batch_size", "Commands decided and committed together")
                     .namespace("townhall")
@@ -70,6 +77,7 @@ impl HubMetrics {
         registry.register(Box::new(m.events.clone()))?;
         registry.register(Box::new(m.deliveries.clone()))?;
         registry.register(Box::new(m.resyncs.clone()))?;
+        registry.register(Box::new(m.conflict_retries.clone()))?;
         registry.register(Box::new(m.batch_size.clone()))?;
         registry.register(Box::new(m.append_seconds.clone()))?;
         Ok(m)

@@ -14,7 +14,7 @@ use townhall_hub::room::Join;
 use townhall_hub::{Hub, HubConfig, HubMetrics, Outbox, RoomHandle, RoomMsg, SystemClock, auth};
 use townhall_store::{EventLog, MemoryLog};
 
-fn node(log: &Arc<MemoryLog>, key: &auth::SessionKey) -> Arc<Hub> {
+fn node(log: &Arc<impl EventLog + 'static>, key: &auth::SessionKey) -> Arc<Hub> {
     Hub::new(
         log.clone() as Arc<dyn EventLog>,
         Arc::new(SystemClock),
@@ -35,15 +35,27 @@ struct Session {
 
 impl Session {
     async fn join(hub: &Hub, meeting: &MeetingId, id: u64, token: Option<String>) -> Self {
+        Self::resume(hub, meeting, id, token, auth::new_participant_id(), None).await
+    }
+
+    /// Joins as `participant`, resuming after `since` when given.
+    async fn resume(
+        hub: &Hub,
+        meeting: &MeetingId,
+        id: u64,
+        token: Option<String>,
+        participant: townhall_core::ParticipantId,
+        since: Option<Offset>,
+    ) -> Self {
         let outbox = Arc::new(Outbox::new(4096));
         let (room, joined) = hub
             .ask_room(meeting, |reply| RoomMsg::Join {
                 join: Box::new(Join {
                     session: id,
-                    participant: auth::new_participant_id(),
+                    participant: participant.clone(),
                     session_token: String::new(),
                     token: token.clone(),
-                    since: None,
+                    since,
                     address: None,
                     outbox: outbox.clone(),
                 }),
@@ -185,4 +197,69 @@ async fn two_nodes_on_one_log_agree() {
     acked.dedup();
     assert_eq!(acked.len(), 200);
     assert!(acked.iter().all(|&o| o <= last));
+}
+
+/// A client that saw a commit through one node and resumes on another that has not applied it
+/// yet (its feed is a moment behind, as after a `kill -9` of the first node) resumes exactly:
+/// the room reads the log up to the client's offset first instead of sending an older
+/// snapshot, which would take the client's view back in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_ahead_of_the_room_reads_the_log_first() {
+    // SQLite has no feed: node b learns of a's commits from the log alone.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        townhall_store::SqliteLog::open(
+            &dir.path().join("townhall.sqlite"),
+            townhall_store::Durability::Normal,
+        )
+        .unwrap(),
+    );
+    let key = auth::SessionKey::generate();
+    let (a, b) = (node(&log, &key), node(&log, &key));
+    let created = a.create_meeting("Borgermøde").await.unwrap();
+    let id = created.record.id.clone();
+    a.command(&id, Actor::organizer(), Command::StartMeeting(StartMeeting))
+        .await
+        .unwrap();
+    let mut stays_on_b = Session::join(&b, &id, 1, None).await;
+    stays_on_b.until(|s| s.view.meeting.is_some()).await;
+    let mut moves = Session::join(&a, &id, 1, None).await;
+    moves
+        .send(
+            1,
+            Command::PostComment(PostComment {
+                text: "sagt på a".into(),
+            }),
+        )
+        .await;
+    moves.until(|s| s.acks.len() == 1).await;
+    assert!(stays_on_b.view.comments.is_empty(), "b has not read it yet");
+
+    let participant = moves.view.you.as_ref().unwrap().participant.clone();
+    let since = moves.view.offset;
+    let mut resumed = Session::resume(&b, &id, 2, None, participant, Some(since)).await;
+    resumed.view = moves.view.clone();
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !frames
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Presence { .. }))
+    {
+        let mut batch = Vec::new();
+        if let Some(Next::Write) = resumed.outbox.try_next(&mut batch, usize::MAX) {
+            for bytes in batch {
+                frames.push(serde_json::from_str::<ServerMessage>(bytes.as_str()).unwrap());
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !frames
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Snapshot(_))),
+        "resumed exactly, not from an older snapshot: {frames:?}"
+    );
+    // And the room on b caught up: its other session got the comment.
+    stays_on_b.until(|s| s.view.comments.len() == 1).await;
 }

@@ -110,6 +110,8 @@ fn record(meeting: &Meeting) -> MeetingRecord {
         moderator_token_hash: auth::hash_token(MODERATOR_TOKEN),
         studio_token_hash: auth::hash_token(STUDIO_TOKEN),
         last_offset: meeting.offset,
+        schedule: None,
+        publication: Default::default(),
     }
 }
 

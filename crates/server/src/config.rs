@@ -58,6 +58,8 @@ pub struct Config {
     /// With `retention_days` set: delete a meeting that never ended (left scheduled or live)
     /// this many days after it was created; 0 keeps such meetings.
     pub retention_unended_days: u32,
+    /// Time zone (IANA name) of new meetings and of local times in exports.
+    pub time_zone: String,
     pub http: HttpConfig,
     /// Redis URL (`redis://[user:password@]host:port/db`): keep meetings in Redis and share
     /// them with the other nodes using it, instead of SQLite in the data dir.
@@ -150,6 +152,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             retention_days: 0,
             retention_unended_days: 365,
+            time_zone: "Europe/Copenhagen".into(),
             http: HttpConfig::default(),
             redis: None,
             redis_prefix: "townhall".into(),
@@ -197,6 +200,9 @@ pub struct ServeArgs {
     /// created (0 keeps it).
     #[arg(long, env = "TOWNHALL_RETENTION_UNENDED_DAYS", value_name = "DAYS")]
     pub retention_unended_days: Option<u32>,
+    /// Time zone of new meetings and exports [default: Europe/Copenhagen].
+    #[arg(long, env = "TOWNHALL_TIME_ZONE", value_name = "ZONE")]
+    pub time_zone: Option<String>,
     /// Keep meetings in Redis, shared with other nodes (instead of SQLite in the data dir).
     #[arg(
         long,
@@ -293,6 +299,9 @@ impl Config {
         if let Some(v) = args.retention_unended_days {
             config.retention_unended_days = v;
         }
+        if let Some(v) = &args.time_zone {
+            config.time_zone = v.clone();
+        }
         if let Some(v) = &args.redis {
             config.redis = Some(v.clone());
         }
@@ -344,6 +353,12 @@ impl Config {
                 "trusted_proxies is set but trust_proxy is off: turn it on, or remove the list"
                     .into(),
             ));
+        }
+        if crate::calendar::zone(&self.time_zone).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "time_zone must be an IANA time zone name such as Europe/Copenhagen: {:?}",
+                self.time_zone
+            )));
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
         if let Some(url) = &self.redis {

@@ -65,8 +65,8 @@ impl FromRequestParts<Arc<App>> for Organizer {
     }
 }
 
-/// The meeting id of the route's `{id}`, checked as an id only: 404 `no_meeting` when it cannot
-/// be one.
+/// The meeting id of the route's `{id}` (or `{meeting}`, under `/m/`), checked as an id only:
+/// 404 `no_meeting` when it cannot be one.
 #[derive(Debug)]
 pub struct MeetingRef(pub MeetingId);
 
@@ -79,7 +79,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MeetingRef {
             .map_err(|_| ApiError::not_found())?;
         let raw = params
             .iter()
-            .find_map(|(key, value)| (key == "id").then_some(value))
+            .find_map(|(key, value)| matches!(key, "id" | "meeting").then_some(value))
             .ok_or_else(ApiError::not_found)?;
         MeetingId::parse(raw)
             .map(MeetingRef)

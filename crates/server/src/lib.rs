@@ -13,6 +13,7 @@
 
 mod api;
 pub mod brand;
+mod calendar;
 pub mod config;
 mod export;
 mod extract;
@@ -21,6 +22,8 @@ pub mod listen;
 mod media_api;
 mod ops;
 mod pages;
+mod public;
+mod public_record;
 mod retention;
 pub mod secrets;
 mod ws;
@@ -65,6 +68,8 @@ pub struct App {
     pub presence: Arc<dyn PresenceBoard>,
     /// The municipality's name, logo and colours on the pages (`[brand]`).
     pub brand: brand::Brand,
+    /// Public records already built (`/m/{id}/record.json`).
+    pub record_cache: public::RecordCache,
 }
 
 /// What the storage choice brings: the log, the shared secrets and the presence board.
@@ -129,6 +134,7 @@ pub async fn build(config: Config) -> anyhow::Result<(Arc<App>, Option<String>)>
         node_id,
         presence,
         brand,
+        record_cache: public::RecordCache::default(),
     });
     Ok((app, admin.generated))
 }
@@ -213,6 +219,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::map_response(no_store_by_default));
     Router::new()
         .merge(pages::routes())
+        .merge(public::routes())
         .merge(api)
         .merge(ops::routes())
         .merge(ws::routes())

@@ -33,6 +33,10 @@ pub fn routes() -> Router<Arc<App>> {
             "/m/{meeting}/studio",
             get(|s, h, p| meeting_page_named(s, h, p, "studio.html")),
         )
+        .route(
+            "/m/{meeting}/record",
+            get(|s, h, p| meeting_page_named(s, h, p, "record.html")),
+        )
         .route("/assets/{*path}", get(asset))
         .route("/brand.css", get(brand_css))
         .route("/brand/logo", get(brand_logo))

@@ -71,6 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             moderator_token_hash: "a".repeat(64),
             studio_token_hash: "b".repeat(64),
             last_offset: 0,
+            schedule: None,
+            publication: Default::default(),
         };
         let mut last = log.create_meeting(&record, &[]).await?;
         let mut json_bytes = 0;

@@ -77,6 +77,21 @@ pub(crate) fn parse_status(s: &str) -> Option<MeetingStatus> {
     })
 }
 
+/// The stored form of a record's schedule or publication (JSON), for the engines that store
+/// bytes.
+pub(crate) fn encode_detail<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Backend(format!("encoding a meeting's details: {e}")))
+}
+
+/// Reads a stored schedule or publication back; `what` names it in the error.
+pub(crate) fn decode_detail<T: serde::de::DeserializeOwned>(
+    raw: &str,
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{}: {e}", what())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

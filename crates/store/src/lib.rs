@@ -37,7 +37,9 @@ pub use sqlite::{Durability, SqliteLog};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use townhall_core::{Event, MeetingId, MeetingStatus, Offset, Recorded, Timestamp};
+use townhall_core::{
+    Event, MeetingId, MeetingStatus, Offset, Publication, Recorded, Schedule, Timestamp,
+};
 
 /// Version of the stored event envelope (`{"v":1, ...event}`); bumped with a migration.
 pub const EVENT_FORMAT_VERSION: u32 = 1;
@@ -58,6 +60,11 @@ pub struct MeetingRecord {
     pub studio_token_hash: String,
     /// Offset of the last event in the log.
     pub last_offset: Offset,
+    /// Kept in step with `MeetingScheduled` events, so public pages (the waiting page, the
+    /// calendar file) read it without a replay.
+    pub schedule: Option<Schedule>,
+    /// Kept in step with `RecordPublished` events: what of the ended meeting is public.
+    pub publication: Publication,
 }
 
 #[derive(Debug, thiserror::Error)]

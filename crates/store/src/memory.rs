@@ -5,7 +5,7 @@
 //! sharing one `MemoryLog` behave like two nodes sharing one Redis (without the losses).
 
 use crate::feed::{CommittedBatch, Registry, Subscription};
-use crate::status::status_after;
+use crate::status::{details_after, status_after};
 use crate::{EventLog, MeetingRecord, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -43,6 +43,7 @@ impl Stored {
             self.record.status = change.status;
             self.record.ended_at = change.ended_at;
         }
+        details_after(events).apply(&mut self.record);
         self.events.extend_from_slice(events);
         self.record.last_offset = offset_of(self.events.len());
         self.record.last_offset

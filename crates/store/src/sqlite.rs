@@ -6,8 +6,8 @@
 //! WAL lets run alongside the writer. Each event is stored as the JSON of [`Event`] plus
 //! `"v": EVENT_FORMAT_VERSION`, so the format can change later with a migration.
 
-use crate::codec::{decode, encode_all, parse_status, status_str};
-use crate::status::{StatusChange, status_after};
+use crate::codec::{decode, decode_detail, encode_all, encode_detail, parse_status, status_str};
+use crate::status::{DetailsChange, StatusChange, details_after, status_after};
 use crate::{EventLog, MeetingRecord, StoreError};
 use async_trait::async_trait;
 use rusqlite::{
@@ -22,7 +22,7 @@ use std::time::Duration;
 use townhall_core::{Event, MeetingId, Offset, Recorded, Timestamp};
 
 /// Version of the schema below, kept in `PRAGMA user_version`; bump it with a migration.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for a lock held by another connection (a checkpoint, a backup
 /// tool) before it fails.
@@ -40,7 +40,9 @@ CREATE TABLE meetings (
     ended_at INTEGER,
     moderator_token_hash TEXT NOT NULL,
     studio_token_hash TEXT NOT NULL,
-    last_offset INTEGER NOT NULL CHECK (last_offset >= 0)
+    last_offset INTEGER NOT NULL CHECK (last_offset >= 0),
+    schedule TEXT,
+    publication TEXT
 );
 CREATE INDEX meetings_newest_first ON meetings (created_at DESC, id);
 CREATE TABLE events (
@@ -52,7 +54,27 @@ CREATE TABLE events (
 "#;
 
 const RECORD_COLUMNS: &str = "id, title, status, created_at, ended_at, moderator_token_hash, \
-                              studio_token_hash, last_offset";
+                              studio_token_hash, last_offset, schedule, publication";
+
+/// Version 1 → 2: the schedule and the publication, as JSON (NULL: none).
+const MIGRATE_TO_2: &str = "ALTER TABLE meetings ADD COLUMN schedule TEXT;
+ALTER TABLE meetings ADD COLUMN publication TEXT;";
+
+/// A batch's [`DetailsChange`] in its stored form, encoded before the write starts.
+#[derive(Default)]
+struct StoredDetails {
+    schedule: Option<String>,
+    publication: Option<String>,
+}
+
+impl StoredDetails {
+    fn of(change: &DetailsChange) -> Result<Self, StoreError> {
+        Ok(Self {
+            schedule: change.schedule.as_ref().map(encode_detail).transpose()?,
+            publication: change.publication.as_ref().map(encode_detail).transpose()?,
+        })
+    }
+}
 
 /// When a committed append reaches the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -197,6 +219,7 @@ impl EventLog for SqliteLog {
     ) -> Result<Offset, StoreError> {
         let bodies = encode_all(first)?;
         let change = status_after(first);
+        let details = StoredDetails::of(&details_after(first))?;
         let owned = record.clone();
         let last = self
             .write(move |conn| {
@@ -226,7 +249,7 @@ impl EventLog for SqliteLog {
                 if inserted == 0 {
                     return Err(StoreError::AlreadyExists);
                 }
-                let last = write_events(&tx, &record.id, 0, &bodies, change)?;
+                let last = write_events(&tx, &record.id, 0, &bodies, change, &details)?;
                 tx.commit()
                     .during(format_args!("committing meeting {}", record.id))?;
                 Ok(last)
@@ -244,6 +267,7 @@ impl EventLog for SqliteLog {
     ) -> Result<Offset, StoreError> {
         let bodies = encode_all(events)?;
         let change = status_after(events);
+        let details = StoredDetails::of(&details_after(events))?;
         let id = meeting.clone();
         let last = self
             .write(move |conn| {
@@ -265,7 +289,7 @@ impl EventLog for SqliteLog {
                 if bodies.is_empty() {
                     return Ok(expected);
                 }
-                let last = write_events(&tx, &id, expected, &bodies, change)?;
+                let last = write_events(&tx, &id, expected, &bodies, change, &details)?;
                 tx.commit()
                     .during(format_args!("committing events of meeting {id}"))?;
                 Ok(last)
@@ -417,6 +441,7 @@ fn write_events(
     after: Offset,
     bodies: &[String],
     change: Option<StatusChange>,
+    details: &StoredDetails,
 ) -> Result<Offset, StoreError> {
     let context = || format!("appending events to meeting {meeting}");
     let mut insert = tx
@@ -461,6 +486,16 @@ fn write_events(
         return Err(StoreError::Backend(format!(
             "meeting {meeting} vanished while appending"
         )));
+    }
+    for (column, value) in [
+        ("schedule", &details.schedule),
+        ("publication", &details.publication),
+    ] {
+        if let Some(value) = value {
+            tx.prepare_cached(&format!("UPDATE meetings SET {column} = ?2 WHERE id = ?1"))
+                .and_then(|mut update| update.execute(params![meeting.as_str(), value]))
+                .during(context())?;
+        }
     }
     Ok(offset)
 }
@@ -522,7 +557,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let shown = path.display();
     let tx = begin_immediate(conn)?;
     // Read again under the write lock: another process may have migrated meanwhile.
-    if check_version(&tx, path)? == 0 {
+    let version = check_version(&tx, path)?;
+    if version == 0 {
         let tables: i64 = tx
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
@@ -540,6 +576,12 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .during(format_args!("setting the schema version of {shown}"))?;
         tracing::info!(path = %shown, version = SCHEMA_VERSION, "created event log schema");
+    } else if version == 1 {
+        tx.execute_batch(MIGRATE_TO_2)
+            .during(format_args!("migrating {shown} to schema version 2"))?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .during(format_args!("setting the schema version of {shown}"))?;
+        tracing::info!(path = %shown, version = SCHEMA_VERSION, "migrated event log schema");
     }
     tx.commit()
         .during(format_args!("committing the schema of {shown}"))
@@ -587,6 +629,8 @@ struct RawRecord {
     moderator_token_hash: String,
     studio_token_hash: String,
     last_offset: i64,
+    schedule: Option<String>,
+    publication: Option<String>,
 }
 
 impl RawRecord {
@@ -600,6 +644,8 @@ impl RawRecord {
             moderator_token_hash: row.get(5)?,
             studio_token_hash: row.get(6)?,
             last_offset: row.get(7)?,
+            schedule: row.get(8)?,
+            publication: row.get(9)?,
         })
     }
 
@@ -618,8 +664,19 @@ impl RawRecord {
             .transpose()?;
         let last_offset =
             from_sql_int(self.last_offset, || format!("last offset of meeting {id}"))?;
+        let schedule = self
+            .schedule
+            .map(|raw| decode_detail(&raw, || format!("schedule of {id}")))
+            .transpose()?;
+        let publication = self
+            .publication
+            .map(|raw| decode_detail(&raw, || format!("publication of {id}")))
+            .transpose()?
+            .unwrap_or_default();
         Ok(MeetingRecord {
             id,
+            schedule,
+            publication,
             title: self.title,
             status,
             created_at,

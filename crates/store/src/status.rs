@@ -1,7 +1,40 @@
-//! How events move a meeting's status, shared by every engine so records never need a replay.
+//! How events move a meeting's record (status, schedule, publication), shared by every engine
+//! so records never need a replay.
 
-use townhall_core::event::{MeetingEnded, MeetingStarted};
-use townhall_core::{Event, EventKind, MeetingStatus, Timestamp};
+use townhall_core::event::{MeetingEnded, MeetingScheduled, MeetingStarted, RecordPublished};
+use townhall_core::{Event, EventKind, MeetingStatus, Publication, Schedule, Timestamp};
+
+/// The schedule and publication a record must take after a batch; `None`: unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DetailsChange {
+    pub schedule: Option<Schedule>,
+    pub publication: Option<Publication>,
+}
+
+impl DetailsChange {
+    /// Folds the change into a record.
+    pub fn apply(self, record: &mut crate::MeetingRecord) {
+        if let Some(schedule) = self.schedule {
+            record.schedule = Some(schedule);
+        }
+        if let Some(publication) = self.publication {
+            record.publication = publication;
+        }
+    }
+}
+
+/// The details after `events`: the last `MeetingScheduled` and `RecordPublished` win.
+pub(crate) fn details_after(events: &[Event]) -> DetailsChange {
+    let mut change = DetailsChange::default();
+    for event in events {
+        match &event.kind {
+            EventKind::MeetingScheduled(MeetingScheduled(s)) => change.schedule = Some(s.clone()),
+            EventKind::RecordPublished(RecordPublished(p)) => change.publication = Some(*p),
+            _ => {}
+        }
+    }
+    change
+}
 
 /// A meeting's status and end time after a batch of events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

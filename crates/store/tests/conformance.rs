@@ -15,9 +15,10 @@ use townhall_core::event::{
     QuestionApproved, QuestionAsked, QuestionMerged, QuestionOnAir, QuestionQueued,
     QuestionRejected, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted,
 };
+use townhall_core::event::{MeetingScheduled, QuestionEnded, RecordPublished};
 use townhall_core::{
-    CommentId, Event, EventKind, MeetingId, MeetingStatus, Offset, ParticipantId, QuestionId,
-    Timestamp,
+    CommentId, Event, EventKind, MeetingId, MeetingStatus, Offset, ParticipantId, Publication,
+    QuestionId, Schedule, Timestamp,
 };
 use townhall_store::{
     Durability, EVENT_FORMAT_VERSION, EventLog, MeetingRecord, MemoryLog, SqliteLog, StoreError,
@@ -44,6 +45,8 @@ fn record(id: &str, created_at: u64) -> MeetingRecord {
         moderator_token_hash: "mod-hash".into(),
         studio_token_hash: "studio-hash".into(),
         last_offset: 0,
+        schedule: None,
+        publication: Default::default(),
     }
 }
 
@@ -153,6 +156,14 @@ fn every_kind() -> Vec<Event> {
             text: Some("Pause til 19:30".into()),
         }),
         EventKind::AnnouncementPinned(AnnouncementPinned { text: None }),
+        EventKind::MeetingScheduled(MeetingScheduled(schedule("Velkomst"))),
+        EventKind::QuestionEnded(QuestionEnded { question: q }),
+        EventKind::RecordPublished(RecordPublished(Publication {
+            record: true,
+            rejections: false,
+            comments: true,
+            replay: false,
+        })),
         EventKind::MeetingEnded(MeetingEnded),
     ];
     kinds
@@ -160,6 +171,17 @@ fn every_kind() -> Vec<Event> {
         .enumerate()
         .map(|(i, kind)| ev(100 + i as u64, kind))
         .collect()
+}
+
+fn schedule(first_point: &str) -> Schedule {
+    Schedule {
+        starts_at: Timestamp(1_773_334_800_000),
+        ends_at: Timestamp(1_773_342_000_000),
+        time_zone: "Europe/Copenhagen".into(),
+        description: Some("Om skolen – \"æøå\"\nlinje to".into()),
+        agenda: vec![first_point.into(), "Spørgsmål".into()],
+        qa_before_start: true,
+    }
 }
 
 fn offsets(log: &[townhall_core::Recorded]) -> Vec<Offset> {
@@ -453,6 +475,89 @@ async fn status_follows_the_log(log: Arc<dyn EventLog>) {
     );
 }
 
+async fn schedule_and_publication_follow_the_log(log: Arc<dyn EventLog>) {
+    let id = mid("m");
+    let first = schedule("Velkomst");
+    log.create_meeting(
+        &record("m", 1),
+        &[
+            created("m"),
+            ev(
+                2,
+                EventKind::MeetingScheduled(MeetingScheduled(first.clone())),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let stored = log.meeting(&id).await.unwrap().unwrap();
+    assert_eq!(stored.schedule.as_ref(), Some(&first));
+    assert_eq!(stored.publication, Publication::default());
+
+    // Other events leave it alone; the last schedule of a batch wins.
+    log.append(&id, 2, &chatter(2, 10)).await.unwrap();
+    assert_eq!(
+        log.meeting(&id).await.unwrap().unwrap().schedule,
+        Some(first)
+    );
+    let second = schedule("Goddag");
+    let third = schedule("Godaften");
+    log.append(
+        &id,
+        4,
+        &[
+            ev(20, EventKind::MeetingScheduled(MeetingScheduled(second))),
+            ev(
+                21,
+                EventKind::MeetingScheduled(MeetingScheduled(third.clone())),
+            ),
+            ev(22, EventKind::MeetingEnded(MeetingEnded)),
+        ],
+    )
+    .await
+    .unwrap();
+    let published = Publication {
+        record: true,
+        rejections: true,
+        comments: false,
+        replay: false,
+    };
+    log.append(
+        &id,
+        7,
+        &[ev(
+            30,
+            EventKind::RecordPublished(RecordPublished(published)),
+        )],
+    )
+    .await
+    .unwrap();
+    let stored = log.meeting(&id).await.unwrap().unwrap();
+    assert_eq!(stored.schedule, Some(third));
+    assert_eq!(stored.publication, published);
+    assert_eq!(stored.status, MeetingStatus::Ended);
+    assert_eq!(log.list_meetings().await.unwrap(), vec![stored]);
+
+    // A failed append changes nothing.
+    assert_conflict(
+        log.append(
+            &id,
+            7,
+            &[ev(
+                40,
+                EventKind::RecordPublished(RecordPublished(Publication::default())),
+            )],
+        )
+        .await,
+        7,
+        8,
+    );
+    assert_eq!(
+        log.meeting(&id).await.unwrap().unwrap().publication,
+        published
+    );
+}
+
 async fn token_hashes_are_replaced(log: Arc<dyn EventLog>) {
     let id = mid("m");
     log.create_meeting(&record("m", 1), &[created("m")])
@@ -698,6 +803,7 @@ conformance!(
     unknown_meetings_are_errors,
     duplicate_create_is_refused,
     status_follows_the_log,
+    schedule_and_publication_follow_the_log,
     token_hashes_are_replaced,
     list_is_newest_first,
     delete_removes_only_that_meeting,
@@ -752,6 +858,64 @@ async fn sqlite_data_survives_reopening() {
     // And the reopened log goes on where it was.
     assert_conflict(log.append(&id, 2, &chatter(1, 1)).await, 2, 7);
     assert_eq!(log.append(&id, 7, &chatter(1, 1)).await.unwrap(), 8);
+}
+
+/// A file written by a build before schedules (schema version 1) is migrated in place: its
+/// meetings read back without a schedule and take one from then on.
+#[tokio::test]
+async fn sqlite_migrates_a_version_1_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    {
+        let conn = raw(&path);
+        conn.execute_batch(
+            r#"CREATE TABLE meetings (
+    id TEXT PRIMARY KEY NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('draft', 'scheduled', 'live', 'ended')),
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    moderator_token_hash TEXT NOT NULL,
+    studio_token_hash TEXT NOT NULL,
+    last_offset INTEGER NOT NULL CHECK (last_offset >= 0)
+);
+CREATE INDEX meetings_newest_first ON meetings (created_at DESC, id);
+CREATE TABLE events (
+    meeting TEXT NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+    "offset" INTEGER NOT NULL CHECK ("offset" >= 1),
+    body TEXT NOT NULL,
+    PRIMARY KEY (meeting, "offset")
+) WITHOUT ROWID;
+INSERT INTO meetings VALUES ('m', 'Gammelt møde', 'scheduled', 1, NULL, 'h1', 'h2', 1);
+INSERT INTO events VALUES ('m', 1, '{"v":1,"at":1,"by":"organizer","type":"meeting_created","title":"Gammelt møde"}');
+PRAGMA user_version = 1;"#,
+        )
+        .unwrap();
+    }
+    let log = SqliteLog::open(&path, Durability::Full).unwrap();
+    let id = mid("m");
+    let stored = log.meeting(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.title.as_str(), stored.schedule.as_ref()),
+        ("Gammelt møde", None)
+    );
+    let s = schedule("Velkomst");
+    log.append(
+        &id,
+        1,
+        &[ev(
+            2,
+            EventKind::MeetingScheduled(MeetingScheduled(s.clone())),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(log.meeting(&id).await.unwrap().unwrap().schedule, Some(s));
+    drop(log);
+    let version: i64 = raw(&path)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ fn record(id: &str) -> MeetingRecord {
         moderator_token_hash: "m".into(),
         studio_token_hash: "s".into(),
         last_offset: 0,
+        schedule: None,
+        publication: Default::default(),
     }
 }
 

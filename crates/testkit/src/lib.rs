@@ -5,15 +5,24 @@
 //! helpers here panic on failure (they are for tests); the fallible ones are
 //! `townhall-client`'s, which the load tester uses.
 //!
+//! Several nodes: [`Cluster`] starts real binaries on one Redis ([`SharedRedis`] under a prefix
+//! per test, or an [`OwnRedis`] the test may kill), [`Roamer`] is a client that moves to another
+//! node when its own dies, and [`expected_event_offsets`] says from the log what each
+//! participant was owed.
+//!
 //! Every wait is bounded by [`WAIT`] and waits on a condition, never a sleep.
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 mod process;
+pub mod redis;
 mod server;
 mod ws;
 
+pub use cluster::{Cluster, Delivery, Outcome, Roamer, expected_event_offsets};
 pub use process::{Launch, Process};
+pub use redis::{Fsync, OwnRedis, SharedRedis};
 pub use server::{TestServer, loopback_media, without_address_limits, without_rate_limits};
 pub use townhall_client::api::CreatedMeeting as TestMeeting;
 pub use ws::{Client, said_bye};

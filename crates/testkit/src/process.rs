@@ -25,6 +25,7 @@ pub struct Launch {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     wrapper: Vec<OsString>,
+    log: Option<PathBuf>,
 }
 
 impl Launch {
@@ -35,11 +36,21 @@ impl Launch {
             args: Vec::new(),
             env: Vec::new(),
             wrapper: Vec::new(),
+            log: None,
         }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -56,6 +67,13 @@ impl Launch {
         S: Into<OsString>,
     {
         self.wrapper = program.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Appends the server's log (stderr, at `TOWNHALL_LOG`, `warn` unless set) to `path`
+    /// instead of discarding it, so a failing test can show what a node said.
+    pub fn log_to(mut self, path: impl AsRef<Path>) -> Self {
+        self.log = Some(path.as_ref().to_path_buf());
         self
     }
 
@@ -79,7 +97,15 @@ impl Launch {
             .env("TOWNHALL_LOG", "warn")
             .envs(self.env)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(match &self.log {
+                Some(path) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap()
+                    .into(),
+                None => Stdio::null(),
+            });
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut reader = std::io::BufReader::new(stdout);

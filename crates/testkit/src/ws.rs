@@ -41,6 +41,15 @@ impl Client {
         Self::from_stream(ws)
     }
 
+    /// Connects, or `None` when nothing accepts at `url` (a node that was killed).
+    pub async fn try_connect(url: &str) -> Option<Self> {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .ok()?
+            .ok()?;
+        Some(Self::from_stream(ws))
+    }
+
     /// Connects from the local address `from` (any of 127.0.0.0/8 on loopback) with extra
     /// request headers (`X-Forwarded-For`, say).
     pub async fn connect_from(server: SocketAddr, from: IpAddr, headers: &[(&str, &str)]) -> Self {
@@ -164,10 +173,43 @@ impl Client {
         reference
     }
 
+    /// Sends a command and returns its `ref`, or `None` when the connection is gone.
+    pub async fn send_or_lost(&mut self, cmd: Command) -> Option<u64> {
+        let reference = self.next_ref;
+        self.next_ref += 1;
+        let frame = json!({ "t": "cmd", "ref": reference, "cmd": cmd });
+        self.ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .ok()
+            .map(|()| reference)
+    }
+
     /// Sends a command and waits for its ack (Ok(offset)) or error (Err(code)).
     pub async fn run(&mut self, cmd: Command) -> Result<Offset, String> {
         let r = self.send(cmd).await;
         self.reply_to(r).await
+    }
+
+    /// The answer to command `r`: `Some(Ok(offset))` for its ack, `Some(Err(code))` for its
+    /// error, `None` when the connection closed first (the outcome is unknown).
+    pub async fn try_reply_to(&mut self, r: u64) -> Option<Result<Offset, String>> {
+        let answer = |m: &ServerMessage| match m {
+            ServerMessage::Ack { reference, offset } if *reference == r => Some(Ok(*offset)),
+            ServerMessage::Error {
+                reference, code, ..
+            } if *reference == Some(r) => Some(Err(code.clone())),
+            _ => None,
+        };
+        if let Some(a) = self.received.iter().rev().find_map(answer) {
+            return Some(a);
+        }
+        loop {
+            let m = self.recv().await?;
+            if let Some(a) = answer(&m) {
+                return Some(a);
+            }
+        }
     }
 
     pub async fn reply_to(&mut self, r: u64) -> Result<Offset, String> {

@@ -7,7 +7,7 @@ use crate::ids::{ParticipantId, Timestamp};
 use crate::meeting::{Meeting, MeetingStatus};
 use crate::rejection::Rejection;
 use crate::rules::polls::PollClosed;
-use crate::rules::questions::QuestionAnswered;
+use crate::rules::questions::QuestionEnded;
 use crate::text::{TextKind, clean};
 use serde::{Deserialize, Serialize};
 
@@ -51,8 +51,9 @@ impl Rule for EndMeeting {
     const PERMISSION: Permission = Permission::Organizer;
 
     fn decide(&self, m: &Meeting, _: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
-        // The question on air counts as answered and open polls close, in the record too.
-        let answered = m.on_air.map(|q| QuestionAnswered { question: q }.into());
+        // The question on air is recorded as ended (not known to be answered) and open polls
+        // close, in the record too.
+        let answered = m.on_air.map(|q| QuestionEnded { question: q }.into());
         let closed = m
             .polls
             .values()

@@ -8,5 +8,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod participants;
 pub(crate) mod polls;
 pub(crate) mod questions;
+pub(crate) mod record;
+pub(crate) mod schedule;
 pub(crate) mod settings;
 pub(crate) mod votes;

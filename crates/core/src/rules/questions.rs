@@ -67,7 +67,7 @@ impl Rule for AskQuestion {
     fn decide(&self, m: &Meeting, cx: &Context<'_>) -> Result<Vec<EventKind>, Rejection> {
         m.check_may_post(cx.actor, cx.now)?;
         let staff = cx.actor.role.is_staff();
-        if !m.qa_open && !staff {
+        if (!m.qa_open || m.waiting_for_start()) && !staff {
             return Err(Rejection::QaClosed);
         }
         let text = clean(TextKind::Question, &self.text)?;
@@ -430,6 +430,23 @@ pub struct QuestionAnswered {
 impl Change for QuestionAnswered {
     fn apply(&self, m: &mut Meeting, _: &ParticipantId, _: Timestamp) {
         m.set_status(self.question, QuestionStatus::Answered);
+    }
+
+    fn fanout(&self, out: &mut Fanout<'_>) {
+        out.questions_changed(&[self.question], true);
+    }
+}
+
+/// The meeting ended while the question was on air: recorded as ended, since nobody said it was
+/// answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionEnded {
+    pub question: QuestionId,
+}
+
+impl Change for QuestionEnded {
+    fn apply(&self, m: &mut Meeting, _: &ParticipantId, _: Timestamp) {
+        m.set_status(self.question, QuestionStatus::Ended);
     }
 
     fn fanout(&self, out: &mut Fanout<'_>) {

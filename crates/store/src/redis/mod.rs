@@ -19,9 +19,9 @@ mod scripts;
 
 pub use presence::RedisPresence;
 
-use crate::codec::{decode, encode_all, parse_status, status_str};
+use crate::codec::{decode, decode_detail, encode_all, encode_detail, parse_status, status_str};
 use crate::feed::{Registry, Subscription};
-use crate::status::status_after;
+use crate::status::{DetailsChange, details_after, status_after};
 use crate::{EventLog, MeetingRecord, StoreError};
 use async_trait::async_trait;
 use keys::{Keys, MeetingKeys};
@@ -344,8 +344,9 @@ impl EventLog for RedisLog {
             .arg(record.created_at.0)
             .arg(ended_at.map(|t| t.0.to_string()).unwrap_or_default())
             .arg(&record.moderator_token_hash)
-            .arg(&record.studio_token_hash)
-            .arg(&bodies);
+            .arg(&record.studio_token_hash);
+        let (schedule, publication) = stored_details(&details_after(first))?;
+        call.arg(schedule).arg(publication).arg(&bodies);
         let reply: (i64, String) = call
             .invoke_async(&mut conn)
             .await
@@ -385,8 +386,9 @@ impl EventLog for RedisLog {
             .arg(&keys.channel)
             .arg(&batch)
             .arg(status)
-            .arg(ended_at)
-            .arg(&bodies);
+            .arg(ended_at);
+        let (schedule, publication) = stored_details(&details_after(events))?;
+        call.arg(schedule).arg(publication).arg(&bodies);
         let reply: Result<(i64, String), RedisError> = call.invoke_async(&mut self.conn()).await;
         let doing = || format!("appending to meeting {meeting}");
         let reply = match reply {
@@ -654,6 +656,24 @@ fn stream_entries(value: Value, doing: &str) -> Result<Vec<StreamEntry>, StoreEr
         .collect()
 }
 
+/// A batch's schedule and publication as the scripts take them: JSON, or '' for unchanged.
+fn stored_details(change: &DetailsChange) -> Result<(String, String), StoreError> {
+    Ok((
+        change
+            .schedule
+            .as_ref()
+            .map(encode_detail)
+            .transpose()?
+            .unwrap_or_default(),
+        change
+            .publication
+            .as_ref()
+            .map(encode_detail)
+            .transpose()?
+            .unwrap_or_default(),
+    ))
+}
+
 fn parse_record(
     id: &MeetingId,
     fields: &HashMap<String, String>,
@@ -681,7 +701,18 @@ fn parse_record(
         "" => None,
         _ => Some(Timestamp(number("ended_at")?)),
     };
+    // Records written before schedules existed have neither field.
+    let schedule = match fields.get("schedule").map(String::as_str) {
+        None | Some("") => None,
+        Some(raw) => Some(decode_detail(raw, || format!("schedule of {id}"))?),
+    };
+    let publication = match fields.get("publication").map(String::as_str) {
+        None | Some("") => Default::default(),
+        Some(raw) => decode_detail(raw, || format!("publication of {id}"))?,
+    };
     Ok(MeetingRecord {
+        schedule,
+        publication,
         id: id.clone(),
         title: field("title")?.to_owned(),
         status,

@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 /// record, and publishes the batch with its offsets on `channel`. Returns the new last offset.
 /// The published message is `{"v":1,"after":N,"events":[<stored event>,...]}`.
 const WRITE_EVENTS: &str = r#"
-local function write_events(meta, log, channel, batch, after, status, ended_at, first)
+local function write_events(meta, log, channel, batch, after, status, ended_at, schedule,
+                            publication, first)
   local n = tonumber(after)
   for i = first, #ARGV do
     n = n + 1
@@ -23,6 +24,8 @@ local function write_events(meta, log, channel, batch, after, status, ended_at, 
   if status ~= '' then
     redis.call('HSET', meta, 'status', status, 'ended_at', ended_at)
   end
+  if schedule ~= '' then redis.call('HSET', meta, 'schedule', schedule) end
+  if publication ~= '' then redis.call('HSET', meta, 'publication', publication) end
   if #ARGV >= first then
     redis.call('PUBLISH', channel,
       '{"v":1,"after":' .. after .. ',"events":[' .. table.concat(ARGV, ',', first) .. ']}')
@@ -32,7 +35,7 @@ end
 "#;
 
 /// KEYS: meta, log. ARGV: expected offset, channel, batch id, new status or '', its ended_at
-/// or '', events… Replies `{0, last}`, `{1, actual}` (conflict) or `{2, ''}` (no meeting).
+/// or '', new schedule or '', new publication or '' (both JSON), events… Replies `{0, last}`, `{1, actual}` (conflict) or `{2, ''}` (no meeting).
 pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "#!lua\n{WRITE_EVENTS}{}",
@@ -40,13 +43,15 @@ pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| {
 local last = redis.call('HGET', KEYS[1], 'last_offset')
 if not last then return {2, ''} end
 if last ~= ARGV[1] then return {1, last} end
-return {0, write_events(KEYS[1], KEYS[2], ARGV[2], ARGV[3], last, ARGV[4], ARGV[5], 6)}
+return {0, write_events(KEYS[1], KEYS[2], ARGV[2], ARGV[3], last, ARGV[4], ARGV[5], ARGV[6],
+  ARGV[7], 8)}
 "#
     ))
 });
 
 /// KEYS: meta, log. ARGV: channel, batch id, title, status, created_at, ended_at or '',
-/// moderator token hash, studio token hash, events… Replies `{0, last}` or `{3, ''}` (exists).
+/// moderator token hash, studio token hash, schedule or '', publication or '' (both JSON),
+/// events… Replies `{0, last}` or `{3, ''}` (exists).
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "#!lua\n{WRITE_EVENTS}{}",
@@ -56,7 +61,7 @@ redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'v', '1', 'title', ARGV[3], 'status', ARGV[4],
   'created_at', ARGV[5], 'ended_at', ARGV[6], 'moderator_token_hash', ARGV[7],
   'studio_token_hash', ARGV[8], 'last_offset', '0')
-return {0, write_events(KEYS[1], KEYS[2], ARGV[1], ARGV[2], '0', '', '', 9)}
+return {0, write_events(KEYS[1], KEYS[2], ARGV[1], ARGV[2], '0', '', '', ARGV[9], ARGV[10], 11)}
 "#
     ))
 });
