@@ -153,6 +153,8 @@ mod tests {
             moderator_token_hash: String::new(),
             studio_token_hash: String::new(),
             last_offset: 2,
+            schedule: None,
+            publication: Default::default(),
         };
         let day = |d: u64| Timestamp(d * DAY_MS + 1);
         assert!(!expired(&record(None), day(40), 30, 365));
