@@ -75,6 +75,11 @@ frames_per_sec = 1000.0
 frame_burst = 1000
 ip_commands_per_sec = 1000000.0
 ip_command_burst = 1000000
+people_per_address = 0
+address_questions_per_min = 0
+address_comments_per_min = 0
+address_votes_per_min = 0
+address_renames_per_min = 0
 
 [media]
 enabled = false

@@ -11,6 +11,11 @@ async fn start_server() -> TestServer {
         // bench.sh does.
         config.hub.ip_commands_per_sec = 100_000.0;
         config.hub.ip_command_burst = 100_000;
+        config.hub.people_per_address = 0;
+        config.hub.address_questions_per_min = 0;
+        config.hub.address_comments_per_min = 0;
+        config.hub.address_votes_per_min = 0;
+        config.hub.address_renames_per_min = 0;
         // Chat only: no media relay.
         config.media.enabled = false;
     })

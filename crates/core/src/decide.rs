@@ -5,7 +5,7 @@
 use crate::command::{Command, Context, Phase};
 use crate::event::Event;
 use crate::ids::{Actor, Timestamp};
-use crate::meeting::{Meeting, MeetingStatus};
+use crate::meeting::{Limits, Meeting, MeetingStatus};
 use crate::rejection::Rejection;
 
 impl Meeting {
@@ -33,6 +33,7 @@ impl Meeting {
         if me.is_some_and(|p| p.banned) && !actor.role.is_staff() {
             return Err(Rejection::Banned);
         }
+        self.check_size(actor)?;
         let cx = Context { actor, now, me };
         let kinds = cmd.decide(self, &cx)?;
         Ok(kinds
@@ -43,5 +44,25 @@ impl Meeting {
                 kind,
             })
             .collect())
+    }
+
+    /// The caps on the log and on participants: citizens are refused at the limits, staff
+    /// keep a reserve of events (to moderate and end the meeting) and are never counted out.
+    fn check_size(&self, actor: &Actor) -> Result<(), Rejection> {
+        let staff = actor.role.is_staff();
+        let max = self.limits.max_events;
+        let allowed = if staff {
+            max.saturating_add(Limits::STAFF_RESERVE)
+        } else {
+            max
+        };
+        if self.offset >= allowed {
+            return Err(Rejection::TooManyEvents { max });
+        }
+        let max = self.limits.max_participants;
+        if !staff && self.actors.len() >= max && !self.actors.contains(&actor.participant) {
+            return Err(Rejection::TooManyParticipants { max });
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use crate::ids::{CommentId, MeetingId, Offset, ParticipantId, PollId, QuestionId
 use crate::rules::record::Publication;
 use crate::rules::schedule::Schedule;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,6 +67,9 @@ pub struct Question {
     pub flagged: Option<String>,
     /// The moderator who claimed it while pending ("I am on this one").
     pub claimed_by: Option<ParticipantId>,
+    /// Upvotes each participant has cast on it (retracting does not give one back), so
+    /// toggling a vote adds a bounded number of events to the log.
+    pub casts: BTreeMap<ParticipantId, u32>,
 }
 
 impl Question {
@@ -131,13 +134,27 @@ pub struct Participant {
     pub pending: usize,
 }
 
-/// Limits that keep one meeting's state bounded whatever clients send.
+/// Limits that keep one meeting's state and log bounded whatever clients send. They decide
+/// what is accepted, never how an event folds, so a log replays the same under other limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_questions: usize,
     pub max_comments: usize,
     pub max_pending_per_participant: usize,
     pub max_polls: usize,
+    /// Upvotes one participant may cast on one question, counting re-votes after a retract.
+    pub max_votes_per_question: u32,
+    /// Events in the log past which citizens' commands are refused; staff keep
+    /// [`Limits::STAFF_RESERVE`] more so they can still moderate and end the meeting.
+    pub max_events: u64,
+    /// Distinct participants (anyone who caused an event) past which new citizens' commands
+    /// are refused; staff are never refused.
+    pub max_participants: usize,
+}
+
+impl Limits {
+    /// Events staff may add past `max_events`.
+    pub const STAFF_RESERVE: u64 = 10_000;
 }
 
 impl Default for Limits {
@@ -147,6 +164,9 @@ impl Default for Limits {
             max_comments: 200_000,
             max_pending_per_participant: 5,
             max_polls: 100,
+            max_votes_per_question: 3,
+            max_events: 2_000_000,
+            max_participants: 100_000,
         }
     }
 }
@@ -165,6 +185,8 @@ pub struct Meeting {
     pub slow_mode_secs: u32,
     pub announcement: Option<String>,
     pub participants: HashMap<ParticipantId, Participant>,
+    /// Everyone who caused an event: the participants the participant limit counts.
+    pub actors: HashSet<ParticipantId>,
     pub questions: BTreeMap<QuestionId, Question>,
     /// Queued questions, next first.
     pub queue: Vec<QuestionId>,
@@ -194,6 +216,7 @@ impl Meeting {
             slow_mode_secs: 0,
             announcement: None,
             participants: HashMap::new(),
+            actors: HashSet::new(),
             questions: BTreeMap::new(),
             queue: Vec::new(),
             on_air: None,
@@ -263,6 +286,9 @@ impl Meeting {
             "events must be applied in log order"
         );
         self.offset = rec.offset;
+        if !self.actors.contains(&rec.event.by) {
+            self.actors.insert(rec.event.by.clone());
+        }
         rec.event.kind.apply(self, &rec.event.by, rec.event.at);
     }
 }

@@ -53,6 +53,26 @@ pub enum Rejection {
     TooManyPending { max: usize },
     #[error("this meeting has reached its limit of {max} items")]
     MeetingFull { max: usize },
+    /// Upvote and retract toggled past the limit: the log must not grow without bound.
+    #[error("you have changed your vote on this question {max} times; it stays as it is")]
+    VoteLimit { max: u32 },
+    #[error("this meeting has reached its limit of {max} events")]
+    TooManyEvents { max: u64 },
+    #[error("this meeting has reached its limit of {max} participants")]
+    TooManyParticipants { max: usize },
+    /// A limit per client address (the hub's, across every participant of that address).
+    #[error("too many {what} from your network; wait {} s", retry_after_ms.div_ceil(1000))]
+    AddressLimited {
+        what: &'static str,
+        retry_after_ms: u64,
+    },
+    /// Slow mode, counted over every participant of one client address.
+    #[error("slow mode is on and your network has posted often: wait {} s", retry_after_ms.div_ceil(1000))]
+    AddressSlowMode { retry_after_ms: u64 },
+    #[error(
+        "{max} questions from your network are waiting for moderation; wait for a decision first"
+    )]
+    AddressPending { max: usize },
     #[error("invalid schedule: {0}")]
     InvalidSchedule(&'static str),
     #[error("the meeting has not ended yet")]
@@ -90,6 +110,12 @@ impl Rejection {
             Rejection::InvalidMerge => "invalid_merge",
             Rejection::TooManyPending { .. } => "too_many_pending",
             Rejection::MeetingFull { .. } => "meeting_full",
+            Rejection::VoteLimit { .. } => "vote_limit",
+            Rejection::TooManyEvents { .. } => "too_many_events",
+            Rejection::TooManyParticipants { .. } => "too_many_participants",
+            Rejection::AddressLimited { .. } => "rate_limited",
+            Rejection::AddressSlowMode { .. } => "slow_mode",
+            Rejection::AddressPending { .. } => "too_many_pending",
             Rejection::InvalidSchedule(_) => "invalid_schedule",
             Rejection::NotEnded => "not_ended",
             Rejection::Claimed => "claimed",
@@ -100,7 +126,9 @@ impl Rejection {
     /// How long the client should wait before trying again, where that is known.
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            Rejection::SlowMode { retry_after_ms } => Some(*retry_after_ms),
+            Rejection::SlowMode { retry_after_ms }
+            | Rejection::AddressSlowMode { retry_after_ms }
+            | Rejection::AddressLimited { retry_after_ms, .. } => Some(*retry_after_ms),
             _ => None,
         }
     }

@@ -37,7 +37,10 @@ pub enum ClientMessage {
         cmd: Command,
     },
     /// Application-level keep-alive (browsers cannot send WebSocket pings); answered by `pong`.
-    Ping,
+    /// A struct variant, not a unit one: serde ignores unknown fields of an internally tagged
+    /// unit variant, and every client frame is parsed strictly (`{"t":"ping","x":1}` is
+    /// `malformed`). On the wire it is `{"t":"ping"}` either way.
+    Ping {},
 }
 
 /// A frame from the server.
@@ -251,6 +254,24 @@ mod tests {
             serde_json::from_str::<ClientMessage>(r#"{"t":"cmd","ref":1,"cmd":{"type":"nope"}}"#)
                 .is_err()
         );
+    }
+
+    /// Every client frame is parsed strictly, `ping` and field-less commands included.
+    #[test]
+    fn unknown_fields_are_refused_in_every_client_frame() {
+        let ping: ClientMessage = serde_json::from_str(r#"{"t":"ping"}"#).unwrap();
+        assert_eq!(ping, ClientMessage::Ping {});
+        assert_eq!(serde_json::to_string(&ping).unwrap(), r#"{"t":"ping"}"#);
+        for bad in [
+            r#"{"t":"ping","x":1}"#,
+            r#"{"t":"hello","meeting":"m1","x":1}"#,
+            r#"{"t":"cmd","ref":1,"cmd":{"type":"upvote","question":1},"x":1}"#,
+            r#"{"t":"cmd","ref":1,"cmd":{"type":"upvote","question":1,"x":1}}"#,
+            r#"{"t":"cmd","ref":1,"cmd":{"type":"start_meeting","x":1}}"#,
+            r#"{"t":"cmd","ref":-1,"cmd":{"type":"start_meeting"}}"#,
+        ] {
+            assert!(serde_json::from_str::<ClientMessage>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

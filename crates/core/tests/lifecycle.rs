@@ -2350,7 +2350,7 @@ fn client_messages_round_trip_through_json() {
             token: None,
             session: None,
         },
-        ClientMessage::Ping,
+        ClientMessage::Ping {},
     ];
     for msg in messages
         .iter()
@@ -2368,7 +2368,7 @@ fn client_messages_round_trip_through_json() {
         round_trip(&msg);
     }
     assert_eq!(
-        serde_json::to_string(&ClientMessage::Ping).unwrap(),
+        serde_json::to_string(&ClientMessage::Ping {}).unwrap(),
         r#"{"t":"ping"}"#
     );
     assert!(serde_json::from_str::<ClientMessage>(r#"{"t":"hello","meeting":"a/b"}"#).is_err());

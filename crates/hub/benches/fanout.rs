@@ -155,6 +155,7 @@ fn fanout(c: &mut Criterion) {
             session_token: String::new(),
             token: (session == 0).then(|| "moderator-token-for-the-bench".to_owned()),
             since: None,
+            address: None,
             outbox: outbox.clone(),
         };
         room.join(join).unwrap();

@@ -41,6 +41,26 @@ pub struct HubConfig {
     /// a connection gets them in one write. 0 wakes them at the end of each turn (one batch of
     /// commands, one tick): the frames of one turn always share a write.
     pub flush_ms: u64,
+    /// How many people one client address may stand for (a town hall, library or school
+    /// behind one NAT address): slow mode lets an address post this many times per interval,
+    /// and it may have this many times a citizen's pending questions. 0 turns both off.
+    pub people_per_address: u32,
+    /// Questions, comments, votes (upvote or retract) and name changes per minute from one
+    /// address in one meeting over all its participants; each is also the burst. 0: no limit.
+    pub address_questions_per_min: u32,
+    pub address_comments_per_min: u32,
+    pub address_votes_per_min: u32,
+    pub address_renames_per_min: u32,
+    /// A banned participant's addresses cannot join that meeting as citizens with a new
+    /// cookie (while the room stays loaded on the node). Off for meetings where many citizens
+    /// share one address and a ban must not touch the others.
+    pub ban_by_address: bool,
+    /// Events in one meeting's log after which citizens' commands get `too_many_events`
+    /// (staff keep a reserve of 10,000 to moderate and end the meeting).
+    pub max_events_per_meeting: u64,
+    /// Participants (anyone who did something) in one meeting after which new citizens'
+    /// commands get `too_many_participants`.
+    pub max_participants_per_meeting: usize,
 }
 
 impl Default for HubConfig {
@@ -64,6 +84,14 @@ impl Default for HubConfig {
             room_idle_secs: 60,
             max_batch: 2048,
             flush_ms: 0,
+            people_per_address: 10,
+            address_questions_per_min: 30,
+            address_comments_per_min: 60,
+            address_votes_per_min: 600,
+            address_renames_per_min: 30,
+            ban_by_address: true,
+            max_events_per_meeting: 2_000_000,
+            max_participants_per_meeting: 100_000,
         }
     }
 }
@@ -75,6 +103,15 @@ impl HubConfig {
 
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_ms)
+    }
+
+    /// The meeting limits these settings change (the rest stay core's defaults).
+    pub fn meeting_limits(&self) -> townhall_core::Limits {
+        townhall_core::Limits {
+            max_events: self.max_events_per_meeting,
+            max_participants: self.max_participants_per_meeting,
+            ..townhall_core::Limits::default()
+        }
     }
 
     pub fn presence_interval(&self) -> Duration {
@@ -89,6 +126,14 @@ impl HubConfig {
             ("hub.max_frame_bytes", self.max_frame_bytes),
             ("hub.max_batch", self.max_batch),
             ("hub.max_connections_per_ip", self.max_connections_per_ip),
+            (
+                "hub.max_participants_per_meeting",
+                self.max_participants_per_meeting,
+            ),
+            (
+                "hub.max_events_per_meeting",
+                self.max_events_per_meeting as usize,
+            ),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -232,7 +232,7 @@ impl Inbound {
                 "this connection has already joined",
             )),
             (_, false) => Err(Refusal::new("not_joined", "send hello first")),
-            (ClientMessage::Ping, true) => Ok(Verdict::Reply(ServerMessage::Pong)),
+            (ClientMessage::Ping {}, true) => Ok(Verdict::Reply(ServerMessage::Pong)),
             (ClientMessage::Cmd { reference, cmd }, true) => {
                 let limited = |wait| {
                     Refusal::new("rate_limited", "too many commands; slow down")

@@ -28,7 +28,7 @@ mod suggest;
 
 pub use actor::{RoomHandle, RoomMsg};
 pub use config::HubConfig;
-pub use limits::TokenBucket;
+pub use limits::{AddressCost, AddressLimits, TokenBucket};
 pub use metrics::HubMetrics;
 pub use outbox::{Kick, Outbox};
 pub use room::{CommandError, Room};
@@ -228,7 +228,8 @@ impl Hub {
         let feed = self.log.subscribe(id);
         let record = self.log.meeting(id).await?.ok_or(HubError::NoMeeting)?;
         let events = townhall_store::read_all(self.log.as_ref(), id).await?;
-        let meeting = Meeting::replay(id.clone(), &events);
+        let mut meeting = Meeting::replay(id.clone(), &events);
+        meeting.limits = self.config.meeting_limits();
         let room = Room::new(
             meeting,
             &record,

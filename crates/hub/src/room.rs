@@ -18,11 +18,13 @@
 //!   append is undone without reading the whole log again.
 
 use crate::history::{Frame, History};
+use crate::limits::AddressLimits;
 use crate::outbox::{Kick, Outbox, Outgoing, Pushed};
 use crate::suggest::{self, Suggester};
 use crate::{HubConfig, HubMetrics};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -67,6 +69,9 @@ pub struct Join {
     pub token: Option<String>,
     /// The last offset the client saw, to resume exactly.
     pub since: Option<Offset>,
+    /// The client's address, for the limits per address ([`AddressLimits`]); none in tests
+    /// that do not need them.
+    pub address: Option<IpAddr>,
     pub outbox: Arc<Outbox>,
 }
 
@@ -146,6 +151,7 @@ const MAX_ATTEMPTS: u32 = 32;
 struct Slot {
     id: SessionId,
     viewer: Viewer,
+    address: Option<IpAddr>,
     outbox: Arc<Outbox>,
 }
 
@@ -162,6 +168,8 @@ pub struct Room {
     index: HashMap<SessionId, usize>,
     by_participant: HashMap<ParticipantId, Vec<SessionId>>,
     history: History,
+    /// Citizens' limits per client address, over every participant behind one.
+    addresses: AddressLimits,
     in_flight: Option<InFlight>,
     api_replies: Vec<(ApiTicket, Result<Offset, CommandError>)>,
     dirty_tallies: BTreeSet<QuestionId>,
@@ -237,6 +245,7 @@ impl Room {
             index: HashMap::new(),
             by_participant: HashMap::new(),
             history,
+            addresses: AddressLimits::new(&config),
             in_flight: None,
             api_replies: Vec::new(),
             dirty_tallies: BTreeSet::new(),
@@ -297,12 +306,22 @@ impl Room {
         if banned && !role.is_staff() {
             return Err(JoinError::Banned);
         }
+        let citizen_address = join.address.filter(|_| !role.is_staff());
+        if let Some(ip) = citizen_address {
+            // A new cookie from a banned participant's address is the same person, as far as
+            // this meeting can tell (`hub.ban_by_address`).
+            if self.addresses.barred(ip, &self.meeting) {
+                return Err(JoinError::Banned);
+            }
+            self.addresses.joined(ip, &join.participant, &self.meeting);
+        }
         let slot = Slot {
             id: join.session,
             viewer: Viewer {
                 participant: join.participant.clone(),
                 role,
             },
+            address: join.address,
             outbox: join.outbox,
         };
         let welcome = ServerMessage::Welcome {
@@ -378,11 +397,18 @@ impl Room {
         if let Some(moved) = self.slots.get(i) {
             self.index.insert(moved.id, i);
         }
+        let mut still_here = false;
         if let Some(list) = self.by_participant.get_mut(&slot.viewer.participant) {
             list.retain(|&s| s != session);
-            if list.is_empty() {
+            still_here = !list.is_empty();
+            if !still_here {
                 self.by_participant.remove(&slot.viewer.participant);
             }
+        }
+        if let Some(ip) = slot.address.filter(|_| !slot.viewer.role.is_staff()) {
+            let participant = &slot.viewer.participant;
+            self.addresses
+                .left(ip, participant, still_here, &self.meeting);
         }
         slot.outbox.close();
         if self.slots.is_empty() {
@@ -464,19 +490,36 @@ impl Room {
         let mut updates = Vec::new();
         let mut events = Vec::new();
         for p in batch {
-            let actor = match (&p.origin, &p.actor) {
-                (Origin::Api(_), Some(actor)) => actor.clone(),
+            let (actor, address) = match (&p.origin, &p.actor) {
+                (Origin::Api(_), Some(actor)) => (actor.clone(), None),
                 (Origin::Session { session, .. }, _) => {
                     // A session that left before its turn gets no answer.
                     let Some(&i) = self.index.get(session) else {
                         continue;
                     };
-                    let viewer = &self.slots[i].viewer;
-                    Actor::new(viewer.participant.clone(), viewer.role)
+                    let slot = &self.slots[i];
+                    let viewer = &slot.viewer;
+                    let address = slot.address.filter(|_| !viewer.role.is_staff());
+                    (Actor::new(viewer.participant.clone(), viewer.role), address)
                 }
-                (Origin::Api(_), None) => Actor::organizer(),
+                (Origin::Api(_), None) => (Actor::organizer(), None),
             };
-            let result = self.meeting.decide(&actor, &p.command, now).map(|new| {
+            let decided = match address {
+                Some(ip) => self
+                    .addresses
+                    .check(ip, &p.command, &self.meeting, now)
+                    .and_then(|()| self.meeting.decide(&actor, &p.command, now)),
+                None => self.meeting.decide(&actor, &p.command, now),
+            };
+            if let (Some(ip), Ok(new)) = (address, &decided) {
+                let asked = new.iter().find_map(|e| match &e.kind {
+                    townhall_core::EventKind::QuestionAsked(q) => Some(q.question),
+                    _ => None,
+                });
+                self.addresses
+                    .spend(ip, &p.command, &self.meeting, now, asked);
+            }
+            let result = decided.map(|new| {
                 for event in new {
                     let rec = Recorded {
                         offset: self.meeting.offset + 1,

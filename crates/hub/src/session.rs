@@ -118,6 +118,7 @@ async fn serve_inner(hub: Arc<Hub>, socket: WebSocket, identity: Identity, sessi
                 session_token: session_token.clone(),
                 token: hello.token.clone(),
                 since: hello.since,
+                address: Some(identity.ip),
                 outbox: outbox.clone(),
             }),
             reply,

@@ -56,6 +56,7 @@ impl Session {
                     session_token: String::new(),
                     token: token.clone(),
                     since,
+                    address: None,
                     outbox: outbox.clone(),
                 }),
                 reply,

@@ -172,6 +172,7 @@ impl World {
             session_token: format!("signed-{}", actor.participant),
             token: token_for(actor.role),
             since,
+            address: None,
             outbox: outbox.clone(),
         })?;
         self.clients.push(Client {

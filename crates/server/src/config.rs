@@ -55,6 +55,9 @@ pub struct Config {
     pub trusted_proxies: Vec<ProxyNet>,
     /// Delete a meeting's data this many days after it ended; 0 keeps it.
     pub retention_days: u32,
+    /// With `retention_days` set: delete a meeting that never ended (left scheduled or live)
+    /// this many days after it was created; 0 keeps such meetings.
+    pub retention_unended_days: u32,
     /// Time zone (IANA name) of new meetings and of local times in exports.
     pub time_zone: String,
     pub http: HttpConfig,
@@ -148,6 +151,7 @@ impl Default for Config {
             trust_proxy: false,
             trusted_proxies: Vec::new(),
             retention_days: 0,
+            retention_unended_days: 365,
             time_zone: "Europe/Copenhagen".into(),
             http: HttpConfig::default(),
             redis: None,
@@ -192,6 +196,10 @@ pub struct ServeArgs {
     /// Delete meeting data this many days after the meeting ended (0 keeps it).
     #[arg(long, env = "TOWNHALL_RETENTION_DAYS", value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// With retention on: delete a meeting that never ended this many days after it was
+    /// created (0 keeps it).
+    #[arg(long, env = "TOWNHALL_RETENTION_UNENDED_DAYS", value_name = "DAYS")]
+    pub retention_unended_days: Option<u32>,
     /// Time zone of new meetings and exports [default: Europe/Copenhagen].
     #[arg(long, env = "TOWNHALL_TIME_ZONE", value_name = "ZONE")]
     pub time_zone: Option<String>,
@@ -291,6 +299,9 @@ impl Config {
         }
         if let Some(v) = args.retention_days {
             config.retention_days = v;
+        }
+        if let Some(v) = args.retention_unended_days {
+            config.retention_unended_days = v;
         }
         if let Some(v) = &args.time_zone {
             config.time_zone = v.clone();

@@ -414,6 +414,17 @@ impl EventLog for SqliteLog {
                 .during(format_args!("deleting meeting {id}"))?;
             tx.commit()
                 .during(format_args!("committing the deletion of meeting {id}"))?;
+            // With `secure_delete` the freed pages were overwritten, but the WAL still holds
+            // their old versions: copy it into the file and truncate it, so the erased text is
+            // in neither.
+            let (busy, _, _): (i64, i64, i64) = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .during(format_args!("checkpointing after deleting meeting {id}"))?;
+            if busy != 0 {
+                tracing::warn!(meeting = %id, "the WAL could not be truncated after a deletion; it will be at the next checkpoint");
+            }
             if deleted > 0 {
                 tracing::debug!(meeting = %id, "deleted meeting");
             }
@@ -511,6 +522,10 @@ fn open_connection(path: &Path, extra: OpenFlags) -> Result<Connection, StoreErr
         .during(format_args!("setting the busy timeout on {shown}"))?;
     conn.pragma_update(None, "foreign_keys", true)
         .during(format_args!("enabling foreign keys on {shown}"))?;
+    // Deleted rows are overwritten, not only unlinked: a deleted meeting's text must not stay
+    // readable in the file (GDPR erasure; the WAL is checkpointed after each deletion).
+    conn.pragma_update(None, "secure_delete", true)
+        .during(format_args!("enabling secure_delete on {shown}"))?;
     Ok(conn)
 }
 

@@ -23,7 +23,7 @@ mod ws;
 pub use cluster::{Cluster, Delivery, Outcome, Roamer, expected_event_offsets};
 pub use process::{Launch, Process};
 pub use redis::{Fsync, OwnRedis, SharedRedis};
-pub use server::{TestServer, loopback_media, without_rate_limits};
+pub use server::{TestServer, loopback_media, without_address_limits, without_rate_limits};
 pub use townhall_client::api::CreatedMeeting as TestMeeting;
 pub use ws::{Client, said_bye};
 

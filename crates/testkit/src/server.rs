@@ -30,13 +30,26 @@ pub fn loopback_media() -> townhall_media::MediaConfig {
     }
 }
 
-/// Lifts every rate limit, for tests that flood the server on purpose (and for simulated
+/// Lifts every rate limit (and the per-address limits), for tests that flood the server on purpose (and for simulated
 /// citizens who all share 127.0.0.1).
 pub fn without_rate_limits(c: &mut Config) {
     let h = &mut c.hub;
     (h.frames_per_sec, h.frame_burst) = (100_000.0, 100_000);
     (h.commands_per_sec, h.command_burst) = (100_000.0, 100_000);
     (h.ip_commands_per_sec, h.ip_command_burst) = (100_000.0, 100_000);
+    without_address_limits(c);
+}
+
+/// Lifts the limits per client address over every participant behind it (rates, slow mode
+/// per address, pending questions per address), for tests whose many citizens share
+/// 127.0.0.1.
+pub fn without_address_limits(c: &mut Config) {
+    let h = &mut c.hub;
+    h.people_per_address = 0;
+    h.address_questions_per_min = 0;
+    h.address_comments_per_min = 0;
+    h.address_votes_per_min = 0;
+    h.address_renames_per_min = 0;
 }
 
 impl TestServer {

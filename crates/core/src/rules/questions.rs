@@ -320,6 +320,7 @@ impl Change for QuestionAsked {
                 voters: BTreeSet::new(),
                 flagged: self.flagged.clone(),
                 claimed_by: None,
+                casts: Default::default(),
             },
         );
     }

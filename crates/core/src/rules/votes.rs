@@ -1,5 +1,10 @@
 //! Votes on open questions. A vote changes a tally: the hub sends tallies coalesced per tick
 //! (`Update::Tally`), and only the voter gets an `event` frame (that they voted).
+//!
+//! Toggling (upvote, retract, upvote, …) is bounded rather than coalesced: every vote stays an
+//! event of the record, and a participant may cast at most `Limits::max_votes_per_question`
+//! upvotes on one question (`vote_limit` after that), so one participant adds at most twice
+//! that many events per question. The hub's per-address vote rate bounds the speed.
 
 use crate::command::{Context, Permission, Rule, one};
 use crate::event::{Change, EventKind};
@@ -23,6 +28,10 @@ impl Rule for Upvote {
         let q = m.open_question(self.question)?;
         if q.voters.contains(&cx.actor.participant) {
             return Err(Rejection::AlreadyVoted);
+        }
+        let max = m.limits.max_votes_per_question;
+        if q.casts.get(&cx.actor.participant).copied().unwrap_or(0) >= max {
+            return Err(Rejection::VoteLimit { max });
         }
         one(VoteCast {
             question: self.question,
@@ -59,6 +68,7 @@ impl Change for VoteCast {
     fn apply(&self, m: &mut Meeting, by: &ParticipantId, _: Timestamp) {
         if let Some(q) = m.questions.get_mut(&self.question) {
             q.voters.insert(by.clone());
+            *q.casts.entry(by.clone()).or_default() += 1;
         }
     }
 
