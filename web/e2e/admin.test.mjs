@@ -95,7 +95,13 @@ test('an organizer runs a meeting from the admin page', async (t) => {
   }
   await textIn(page, '#admin-msg', 'Eksporten er hentet');
 
+  // End: a confirmation step too (ending cannot be undone), and cancel really cancels.
   await item.locator('[data-action="end"]').click();
+  await textIn(page, '#meetings', `Afslut "${title}" for alle deltagere nu?`);
+  await item.locator('[data-action="cancel"]').click();
+  await visible(item.locator('[data-action="end"]'));
+  await item.locator('[data-action="end"]').click();
+  await item.locator('[data-action="confirm-end"]').click();
   await textIn(page, '#admin-msg', 'er afsluttet');
   await textIn(citizen.page, '#meeting-status', 'Afsluttet');
 

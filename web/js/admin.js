@@ -18,7 +18,7 @@ class ApiError extends Error {
 
 let meetings = [];
 let loaded = false;
-/** {id, kind: 'delete' | 'links'} while a confirmation is shown. */
+/** {id, kind: 'delete' | 'links' | 'end'} while a confirmation is shown. */
 let confirming = null;
 /** The links last shown: {title, viewer_url, moderator_url, studio_url}. */
 let links = null;
@@ -234,7 +234,17 @@ function meetingItem(m) {
 
   let actions;
   if (confirming && confirming.id === m.id) {
-    const text = confirming.kind === 'delete' ? t('admin.delete.confirm', { title: m.title }) : t('admin.newLinks.confirm');
+    const texts = {
+      delete: () => t('admin.delete.confirm', { title: m.title }),
+      end: () => t('admin.end.confirm', { title: m.title }),
+      links: () => t('admin.newLinks.confirm'),
+    };
+    const confirmations = {
+      delete: () => act('confirm-delete', t('admin.delete.yes'), () => remove(m), 'danger'),
+      end: () => act('confirm-end', t('admin.end.yes'), () => { confirming = null; setStatus(m, 'end'); }, 'danger'),
+      links: () => act('confirm-links', t('admin.confirm.yes'), () => newLinks(m), 'primary'),
+    };
+    const text = texts[confirming.kind]();
     actions = h(
       'div',
       { class: 'confirm', role: 'group', 'aria-labelledby': `confirm-${m.id}` },
@@ -242,9 +252,7 @@ function meetingItem(m) {
       h(
         'div',
         { class: 'actions' },
-        confirming.kind === 'delete'
-          ? act('confirm-delete', t('admin.delete.yes'), () => remove(m), 'danger')
-          : act('confirm-links', t('admin.confirm.yes'), () => newLinks(m), 'primary'),
+        confirmations[confirming.kind](),
         act('cancel', t('act.cancel'), () => {
           confirming = null;
           renderMeetings();
@@ -257,7 +265,7 @@ function meetingItem(m) {
       'div',
       { class: 'actions' },
       m.status === 'scheduled' ? act('start', t('admin.start'), () => setStatus(m, 'start'), 'primary') : null,
-      m.status === 'live' ? act('end', t('admin.end'), () => setStatus(m, 'end')) : null,
+      m.status === 'live' ? act('end', t('admin.end'), () => ask(m, 'end')) : null,
       act('links', t('admin.newLinks'), () => ask(m, 'links')),
       act('export-json', t('admin.exportJson'), () => exportRecord(m, 'json')),
       act('export-csv', t('admin.exportCsv'), () => exportRecord(m, 'csv')),
@@ -288,7 +296,7 @@ function ask(m, kind) {
   confirming = { id: m.id, kind };
   m._from = kind;
   renderMeetings();
-  $(`[data-fkey="confirm-${kind === 'delete' ? 'delete' : 'links'}-${m.id}"]`)?.focus();
+  $(`[data-fkey="confirm-${kind}-${m.id}"]`)?.focus();
 }
 
 async function setStatus(m, action) {

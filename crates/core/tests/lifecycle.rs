@@ -5,10 +5,20 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use townhall_core::command::{
-    AnswerPoll, ApproveQuestion, ApproveQuestions, AskQuestion, BanParticipant, ClaimQuestion, ClosePoll, CreateMeeting, EndMeeting, HideComment, MarkAnswered, MergeQuestion, MuteParticipant, OpenPoll, PinAnnouncement, PostComment, PublishRecord, PutOnAir, QueueQuestion, RejectQuestion, RejectQuestions, ReleaseQuestion, RetractUpvote, ScheduleMeeting, SetChatOpen, SetName, SetQaOpen, SetSlowMode, SetWordFilter, StartMeeting, UnbanParticipant, UnhideComment, UnmuteParticipant, UnqueueQuestion, Upvote,
+    AnswerPoll, ApproveQuestion, ApproveQuestions, AskQuestion, BanParticipant, ClaimQuestion,
+    ClosePoll, CreateMeeting, EndMeeting, HideComment, MarkAnswered, MergeQuestion,
+    MuteParticipant, OpenPoll, PinAnnouncement, PostComment, PublishRecord, PutOnAir,
+    QueueQuestion, RejectQuestion, RejectQuestions, ReleaseQuestion, RetractUpvote,
+    ScheduleMeeting, SetChatOpen, SetName, SetQaOpen, SetSlowMode, SetWordFilter, StartMeeting,
+    UnbanParticipant, UnhideComment, UnmuteParticipant, UnqueueQuestion, Upvote,
 };
 use townhall_core::event::{
-    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, CommentUnhidden, MeetingCreated, MeetingEnded, MeetingScheduled, MeetingStarted, ParticipantBanned, ParticipantMuted, ParticipantRenamed, ParticipantUnbanned, ParticipantUnmuted, PollOpened, QaClosed, QaOpened, QuestionAnswered, QuestionApproved, QuestionAsked, QuestionClaimed, QuestionEnded, QuestionMerged, QuestionOnAir, QuestionQueued, QuestionRejected, QuestionReleased, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted, WordFilterSet,
+    AnnouncementPinned, ChatClosed, ChatOpened, CommentHidden, CommentPosted, CommentUnhidden,
+    MeetingCreated, MeetingEnded, MeetingScheduled, MeetingStarted, ParticipantBanned,
+    ParticipantMuted, ParticipantRenamed, ParticipantUnbanned, ParticipantUnmuted, PollOpened,
+    QaClosed, QaOpened, QuestionAnswered, QuestionApproved, QuestionAsked, QuestionClaimed,
+    QuestionEnded, QuestionMerged, QuestionOnAir, QuestionQueued, QuestionRejected,
+    QuestionReleased, QuestionUnqueued, SlowModeSet, VoteCast, VoteRetracted, WordFilterSet,
 };
 use townhall_core::fanout::{self, Update};
 use townhall_core::text::{TextError, TextKind};

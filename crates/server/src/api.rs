@@ -13,7 +13,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use townhall_core::command::{EndMeeting, PublishRecord, ScheduleMeeting, SetWordFilter, StartMeeting};
+use townhall_core::command::{
+    EndMeeting, PublishRecord, ScheduleMeeting, SetWordFilter, StartMeeting,
+};
 use townhall_core::{Actor, Command, MeetingId, MeetingStatus, Publication, Schedule, Timestamp};
 use townhall_hub::CommandError;
 use townhall_store::MeetingRecord;

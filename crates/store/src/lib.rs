@@ -26,6 +26,9 @@ pub mod presence;
 mod redis;
 mod sqlite;
 mod status;
+/// Redis helpers for tests (this crate's and townhall-testkit's).
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use feed::{CommittedBatch, FeedItem, Subscription};
 pub use memory::MemoryLog;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{OwnRedis, WAIT, shared_redis, shared_redis_with_config, unique_prefix};
+use common::{Fsync, OwnRedis, WAIT, shared_redis, shared_redis_with_config, unique_prefix};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -349,7 +349,7 @@ async fn follow(
 /// once, the feed resubscribed by itself, and the follower holds exactly the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_loses_nothing_acknowledged() {
-    let Some(mut redis) = OwnRedis::start() else {
+    let Some(mut redis) = OwnRedis::start(Fsync::Always) else {
         return;
     };
     let config = RedisConfig::new(redis.url()).with_prefix("th-restart");
@@ -497,7 +497,7 @@ async fn redis_killed_and_restarted_loses_nothing_acknowledged() {
 /// either way the log holds it exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_whose_reply_is_lost_reports_an_unknown_outcome() {
-    let Some(redis) = OwnRedis::start() else {
+    let Some(redis) = OwnRedis::start(Fsync::Always) else {
         return;
     };
     let mut config = RedisConfig::new(redis.url()).with_prefix("th-lost-reply");
