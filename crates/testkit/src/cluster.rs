@@ -11,7 +11,8 @@ use townhall_core::wire::ServerMessage;
 use townhall_core::{Command, Meeting, MeetingId, Offset, ParticipantId, Recorded, Role};
 
 /// Hub limits for nodes whose simulated citizens all come from 127.0.0.1: the per-address
-/// command and frame buckets would otherwise refuse them as one abuser.
+/// command and frame buckets and the limits per address (as `without_rate_limits` lifts them
+/// in-process) would otherwise refuse them as one abuser.
 const UNLIMITED: &str = "\
 [hub]
 frames_per_sec = 100000.0
@@ -20,6 +21,11 @@ commands_per_sec = 100000.0
 command_burst = 100000
 ip_commands_per_sec = 100000.0
 ip_command_burst = 100000
+people_per_address = 0
+address_questions_per_min = 0
+address_comments_per_min = 0
+address_votes_per_min = 0
+address_renames_per_min = 0
 ";
 
 /// `n` `townhall serve` processes (`node-1` …) on `127.0.0.1:0`, each with its own data dir and

@@ -340,7 +340,7 @@ async fn on_frame(
             stats.resyncs.fetch_add(1, Relaxed);
         }
         Frame::Rare(t) => return on_rare(stats, st, t, text),
-        Frame::Presence | Frame::SnapshotMore | Frame::Pong => {}
+        Frame::Presence | Frame::SnapshotMore | Frame::Suggestions | Frame::Pong => {}
         Frame::Unknown => stats.error("unreadable_frame"),
     }
     Ok(None)

@@ -86,6 +86,8 @@ pub enum Frame<'a> {
         offset: u64,
     },
     SnapshotMore,
+    /// Merge suggestions for moderators: advice, not part of the measured load.
+    Suggestions,
     Resync,
     Pong,
     /// `welcome`, `error`, `bye`: rare, parsed fully by the caller.
@@ -113,6 +115,7 @@ pub fn townhall(frame: &str) -> Frame<'_> {
         },
         "snapshot" => offset().map_or(Frame::Unknown, |offset| Frame::Snapshot { offset }),
         "snapshot_more" => Frame::SnapshotMore,
+        "suggestions" => Frame::Suggestions,
         "resync" => Frame::Resync,
         "pong" => Frame::Pong,
         "welcome" | "error" | "bye" => Frame::Rare(t),
@@ -170,6 +173,10 @@ mod tests {
             Frame::Rare("error")
         );
         assert_eq!(townhall(r#"{"t":"pong"}"#), Frame::Pong);
+        assert_eq!(
+            townhall(r#"{"t":"suggestions","question":4,"similar":[]}"#),
+            Frame::Suggestions
+        );
         assert_eq!(townhall(r#"{"t":"resync","reason":"r"}"#), Frame::Resync);
     }
 
