@@ -91,6 +91,11 @@ impl MediaMetrics {
         for role in ["publisher", "viewer"] {
             m.peers.with_label_values(&[role]).set(0);
         }
+        // Exported at 0 from the start: with viewers started from the cached keyframe a node
+        // may never ask for one, and a dashboard panel should show 0, not "no data".
+        for outcome in ["sent", "throttled"] {
+            m.keyframe_requests.with_label_values(&[outcome]).reset();
+        }
         Ok(m)
     }
 }
