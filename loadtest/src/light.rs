@@ -146,26 +146,7 @@ impl LightViewer {
         let tracks = s
             .lines
             .iter()
-            .map(|l| {
-                let a = &l.account;
-                TrackStats {
-                    kind: l.kind,
-                    slot: l.slot,
-                    packets: a.packets,
-                    duplicates: a.duplicates,
-                    lost: a.lost(),
-                    bytes: a.bytes,
-                    keyframes: a.keyframes,
-                    jitter_ms: a.jitter_ms(),
-                    first_packet: a.first_packet,
-                    first_keyframe: a.first_keyframe,
-                    first_index: a.first_index,
-                    last_index: a.last_index,
-                    first_keyframe_index: a.first_keyframe_index,
-                    indexed_since_keyframe: a.indexed_since_keyframe,
-                    plis_sent: a.plis_sent,
-                }
-            })
+            .map(|l| TrackStats::of(l.kind, l.slot, &l.account))
             .collect();
         ViewerStats {
             connected_after: s.connected_after,

@@ -78,6 +78,30 @@ pub struct TrackStats {
     pub plis_sent: u64,
 }
 
+impl TrackStats {
+    /// One m-line's figures from what its RTP account counted (the full viewer and the load
+    /// tester's light viewer report alike).
+    pub fn of(kind: MediaKind, slot: usize, a: &super::stats::RtpAccount) -> Self {
+        Self {
+            kind,
+            slot,
+            packets: a.packets,
+            duplicates: a.duplicates,
+            lost: a.lost(),
+            bytes: a.bytes,
+            keyframes: a.keyframes,
+            jitter_ms: a.jitter_ms(),
+            first_packet: a.first_packet,
+            first_keyframe: a.first_keyframe,
+            first_index: a.first_index,
+            last_index: a.last_index,
+            first_keyframe_index: a.first_keyframe_index,
+            indexed_since_keyframe: a.indexed_since_keyframe,
+            plis_sent: a.plis_sent,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ViewerStats {
     /// From the WHEP POST to ICE+DTLS connected.
@@ -342,26 +366,7 @@ impl WhepViewer {
             .shared
             .lines
             .iter()
-            .map(|l| {
-                let a = l.account.lock().unwrap();
-                TrackStats {
-                    kind: l.kind,
-                    slot: l.slot,
-                    packets: a.packets,
-                    duplicates: a.duplicates,
-                    lost: a.lost(),
-                    bytes: a.bytes,
-                    keyframes: a.keyframes,
-                    jitter_ms: a.jitter_ms(),
-                    first_packet: a.first_packet,
-                    first_keyframe: a.first_keyframe,
-                    first_index: a.first_index,
-                    last_index: a.last_index,
-                    first_keyframe_index: a.first_keyframe_index,
-                    indexed_since_keyframe: a.indexed_since_keyframe,
-                    plis_sent: a.plis_sent,
-                }
-            })
+            .map(|l| TrackStats::of(l.kind, l.slot, &l.account.lock().unwrap()))
             .collect();
         ViewerStats {
             connected_after: *self.shared.connected_after.lock().unwrap(),
