@@ -42,4 +42,6 @@ pub async fn shared_redis_with_config() -> Option<(RedisLog, RedisConfig)> {
     }
 }
 
+// Used by tests/redis.rs, not by every test binary that includes this module.
+#[allow(unused_imports)]
 pub use townhall_store::testing::{Fsync, OwnRedis};
